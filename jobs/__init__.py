@@ -1,0 +1,1 @@
+"""Spark jobs, one module per stage, each with main(argv) for spark-submit and the finelake command."""

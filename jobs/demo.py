@@ -1,0 +1,85 @@
+"""The main job on the embedded default: build the demo sources, run every stage, show the lake."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from jobs import demo_sources, ingest, normalize
+from jobs.runtime.config import ConfigError
+from jobs.runtime.session import get_session
+from jobs.runtime.stage import add_config_flags, config_from_args, configure_logging
+from jobs.runtime.tables import Lake, describe_tables
+from udfs.readers import local_path
+
+PIPELINE = (ingest, normalize)
+
+
+def example_queries(lake: Lake) -> list[tuple[str, str]]:
+    samples, images, rejects = (lake.schema_name("silver") + t for t in (".samples", ".images", ".rejects"))
+    return [
+        (
+            "Samples, images and turns per source",
+            f"SELECT source, count(*) AS samples, sum(size(image_ids)) AS image_refs, sum(size(turns)) AS turns "
+            f"FROM {samples} GROUP BY source ORDER BY source",
+        ),
+        (
+            "Why rows were rejected",
+            f"SELECT stage, source, reason, count(*) AS n, first(detail) AS example FROM {rejects} "
+            f"GROUP BY stage, source, reason ORDER BY stage, source, n DESC",
+        ),
+        (
+            "Images that several sources share (deduplicated by content hash)",
+            f"SELECT substr(image_id, 1, 12) AS image, width, height, size(source_refs) AS refs, "
+            f"array_sort(array_distinct(transform(source_refs, r -> r.source))) AS sources FROM {images} "
+            f"WHERE size(array_distinct(transform(source_refs, r -> r.source))) > 1 ORDER BY refs DESC, image LIMIT 5",
+        ),
+    ]
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    add_config_flags(parser)
+    parser.add_argument("--rebuild", action="store_true", help="rewrite the demo sources even if present")
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging()
+    try:
+        config = config_from_args(args)
+    except ConfigError as err:
+        print(f"finelake demo: {err}", file=sys.stderr)
+        return 2
+    root = local_path(config.paths.demo_sources)
+    if root is None:
+        print("finelake demo: paths.demo_sources must be a local folder", file=sys.stderr)
+        return 2
+    if args.rebuild or not (Path(root) / "EXPECTED.json").exists():
+        expected = demo_sources.build(Path(root))
+        bad = sum(1 for e in expected if e.reason)
+        print(f"demo sources written to {root}: {len(expected)} records in 4 formats, {bad} of them bad on purpose")
+    stage_flags = ["--env", args.env, *sum((["--set", o] for o in args.overrides), [])]
+    if args.conf:
+        stage_flags += ["--conf", args.conf]
+    for stage in PIPELINE:
+        print(f"\n== finelake run {stage.STAGE}")
+        code = stage.main(stage_flags)
+        if code != 0:
+            return code
+    lake = Lake(get_session(config), config)
+    print("\n== finelake tables")
+    print(describe_tables(lake))
+    for title, query in example_queries(lake):
+        print(f"\n== {title}\n$ finelake sql \"{query}\"")
+        lake.spark.sql(query).show(20, truncate=70)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="finelake demo", description=__doc__)
+    add_flags(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

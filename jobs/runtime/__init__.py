@@ -1,0 +1,1 @@
+"""The small job runtime: configuration, Spark session, Delta tables, stage plumbing."""

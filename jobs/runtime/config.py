@@ -1,0 +1,393 @@
+"""Configuration: conf/base.yaml, an environment overlay, source files and --set overrides.
+
+Everything is validated on load by pydantic models that forbid unknown keys; an error names the
+file (or `--set`) that supplied the offending key, so a typo in an overlay is found at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import hashlib
+import json
+import os
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from udfs.mapping import TemplateError, compile_template
+
+ENVIRONMENTS = ("local", "databricks", "dataproc")
+SOURCE_FORMATS = ("hf_parquet", "llava_json", "webdataset", "cauldron_parquet")
+_REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the person who edits the YAML."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def absolute_location(location: str) -> str:
+    """Local paths become absolute (executors and the metastore need them); URIs stay as given."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", location):
+        return location
+    return os.path.abspath(os.path.expanduser(location))
+
+
+# ---------------------------------------------------------------- sources
+
+
+class ImageSpec(StrictModel):
+    """Where a record's images come from: a field of the record, or a path template."""
+
+    column: str | None = None
+    template: str | None = None
+    count: int | None = Field(default=None, ge=1, description="render `template` for i in range(count)")
+    root: str | None = Field(default=None, description="folder relative image paths resolve against")
+
+    _absolute_root = field_validator("root")(lambda v: v and absolute_location(v))
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> ImageSpec:
+        if (self.column is None) == (self.template is None):
+            raise ValueError("give exactly one of `column` or `template`")
+        if self.count is not None and self.template is None:
+            raise ValueError("`count` only applies to `template`")
+        return self
+
+
+class ConversationSpec(StrictModel):
+    """A list of {role, content} messages (LLaVA `conversations`, HF `messages`)."""
+
+    column: str = "conversations"
+    role_field: str = "from"
+    content_field: str = "value"
+    user_roles: list[str] = ["human", "user"]
+    assistant_roles: list[str] = ["gpt", "assistant"]
+
+
+class PairsSpec(StrictModel):
+    """A list of {user, assistant} structs (The Cauldron / FineVision `texts`)."""
+
+    column: str = "texts"
+    user_field: str = "user"
+    assistant_field: str = "assistant"
+
+
+class TurnTemplate(StrictModel):
+    """One user/assistant pair rendered from record fields with a Jinja template."""
+
+    user: str
+    assistant: str
+
+
+class SourceConfig(StrictModel):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    format: Literal["hf_parquet", "llava_json", "webdataset", "cauldron_parquet"]
+    path: str
+    file_pattern: str | None = None
+    records: Literal["auto", "jsonl", "json_array", "json_object"] = "auto"
+    key: str | None = None
+    subset: str = "default"
+    images: ImageSpec | None = None
+    conversation: ConversationSpec | None = None
+    pairs: PairsSpec | None = None
+    turns: list[TurnTemplate] | None = None
+    text_only: bool = False
+    license: str
+    category: str = "general"
+    language: str = "en"
+
+    _absolute_path = field_validator("path")(absolute_location)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _format_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        fmt = data.get("format")
+        given_text = [k for k in ("conversation", "pairs", "turns") if data.get(k) is not None]
+        if fmt in ("hf_parquet", "cauldron_parquet"):
+            data.setdefault("file_pattern", "*.parquet")
+        if fmt == "cauldron_parquet":
+            data.setdefault("images", {"column": "images"})
+            if not given_text:
+                data["pairs"] = {}
+        if fmt == "llava_json":
+            data.setdefault("file_pattern", "*.json*")
+            if not data.get("text_only"):
+                data.setdefault("images", {"column": "image"})
+            if not given_text:
+                data["conversation"] = {}
+        if fmt == "webdataset":
+            data.setdefault("file_pattern", "*.tar")
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SourceConfig:
+        mappings = [m for m in (self.conversation, self.pairs, self.turns) if m]
+        if len(mappings) != 1:
+            raise ValueError("give exactly one of `conversation`, `pairs` or `turns` (how records become turns)")
+        if self.format == "webdataset" and self.images is not None:
+            raise ValueError("webdataset images are the image members of each sample; remove `images`")
+        if self.format == "hf_parquet" and self.images is None and not self.text_only:
+            raise ValueError("hf_parquet needs `images: {column: ...}` (or `text_only: true`)")
+        for label, text in self.templates():
+            try:
+                compile_template(text)
+            except TemplateError as err:
+                raise ValueError(f"template `{label}`: {err}") from None
+        return self
+
+    def templates(self) -> list[tuple[str, str]]:
+        found = [("subset", self.subset)]
+        if self.key:
+            found.append(("key", self.key))
+        if self.images and self.images.template:
+            found.append(("images.template", self.images.template))
+        for i, turn in enumerate(self.turns or []):
+            found += [(f"turns[{i}].user", turn.user), (f"turns[{i}].assistant", turn.assistant)]
+        return found
+
+
+# ---------------------------------------------------------------- job settings
+
+
+class PathsConf(StrictModel):
+    lake: str
+    demo_sources: str
+    shared_data: str
+
+    _absolute = field_validator("lake", "demo_sources", "shared_data")(absolute_location)
+
+
+class CatalogConf(StrictModel):
+    name: str | None = Field(default=None, description="Unity Catalog / platform catalog; None = session catalog")
+    schema_prefix: str = Field(default="", pattern=r"^[a-z0-9_]*$")
+
+
+class SparkConf(StrictModel):
+    managed: bool = Field(description="the platform owns the session (Databricks, Dataproc); finelake adds nothing")
+    master: str | None = None
+    conf: dict[str, str] = {}
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _flat_strings(cls, value: Any) -> Any:
+        """Spark keys contain dots, so `--set spark.conf.spark.a.b=1` arrives nested; flatten it back."""
+        if not isinstance(value, dict):
+            return value
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, node: Any) -> None:
+            if isinstance(node, dict):
+                for key, inner in node.items():
+                    walk(f"{prefix}.{key}" if prefix else str(key), inner)
+            else:
+                flat[prefix] = str(node).lower() if isinstance(node, bool) else str(node)
+
+        walk("", value)
+        return flat
+
+
+class IngestConf(StrictModel):
+    sources: list[str] = Field(min_length=1, description="source names or fnmatch patterns from conf/sources")
+    fetch_partitions: int = Field(default=0, ge=0, description="partitions for reading folder images; 0 = shuffle partitions")
+
+
+class ImagePolicyConf(StrictModel):
+    max_pixels: int = Field(default=50_000_000, gt=0, description="decompression-bomb cap on width*height")
+    max_side: int = Field(default=1536, gt=0)
+    min_side: int = Field(default=32, gt=0)
+    max_aspect_ratio: float = Field(default=10.0, ge=1.0)
+    format: Literal["JPEG", "PNG", "WEBP"] = "JPEG"
+    quality: int = Field(default=95, ge=1, le=100)
+
+
+class TextPolicyConf(StrictModel):
+    max_chars: int = Field(default=32768, gt=0)
+    repeat_min_count: int = Field(default=4, ge=2)
+    repeat_min_fraction: float = Field(default=0.5, gt=0, le=1)
+    discouraging_phrases: list[str] = []
+
+
+class NormalizeConf(StrictModel):
+    image: ImagePolicyConf = ImagePolicyConf()
+    text: TextPolicyConf = TextPolicyConf()
+
+
+class Config(StrictModel):
+    env: Literal["local", "databricks", "dataproc"]
+    paths: PathsConf
+    catalog: CatalogConf = CatalogConf()
+    spark: SparkConf
+    ingest: IngestConf
+    normalize: NormalizeConf = NormalizeConf()
+    sources: dict[str, SourceConfig] = {}
+
+    def selected_sources(self) -> list[SourceConfig]:
+        chosen: list[SourceConfig] = []
+        for pattern in self.ingest.sources:
+            hits = [s for name, s in sorted(self.sources.items()) if fnmatch.fnmatchcase(name, pattern)]
+            if not hits:
+                raise ConfigError(
+                    f"ingest.sources: `{pattern}` matches no file in conf/sources "
+                    f"(known: {', '.join(sorted(self.sources)) or 'none'})"
+                )
+            chosen += [s for s in hits if s not in chosen]
+        return chosen
+
+    def digest(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- loading
+
+
+def default_conf_dir() -> Path:
+    env_dir = os.environ.get("FINELAKE_CONF")
+    return Path(env_dir) if env_dir else Path(str(resources.files("conf")))
+
+
+def load_config(env: str = "local", overrides: list[str] = (), conf_dir: Path | None = None) -> Config:
+    """base.yaml <- <env>.yaml <- --set overrides, then sources; validated, with origins in errors."""
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"--env: unknown environment `{env}` (choose from {', '.join(ENVIRONMENTS)})")
+    conf_dir = Path(conf_dir) if conf_dir else default_conf_dir()
+    merged: dict[str, Any] = {}
+    origins: dict[tuple, str] = {}
+    for layer in ("base.yaml", f"{env}.yaml"):
+        path = conf_dir / layer
+        _merge(merged, _read_yaml(path), origins, str(path))
+    for item in overrides:
+        key, value = _parse_override(item)
+        _merge(merged, _nest(key, value), origins, f"--set {item}")
+    merged["env"] = env
+    # Paths first, made absolute, so every `${paths.x}` elsewhere sees the absolute form.
+    if isinstance(merged.get("paths"), dict):
+        _resolve_references(merged["paths"], merged, origins, ("paths",))
+        merged["paths"] = {k: absolute_location(v) if isinstance(v, str) else v for k, v in merged["paths"].items()}
+    _resolve_references(merged, merged, origins)
+
+    source_dicts, source_files = {}, {}
+    for path in sorted((conf_dir / "sources").glob("*.yaml")):
+        raw = _read_yaml(path)
+        _resolve_references(raw, merged, {(): str(path)})
+        raw.setdefault("name", path.stem)
+        if raw["name"] != path.stem:
+            raise ConfigError(f"{path}: name: `{raw['name']}` must equal the file name `{path.stem}`")
+        source_dicts[path.stem] = raw
+        source_files[path.stem] = str(path)
+    for name, raw in source_dicts.items():
+        try:
+            SourceConfig.model_validate(raw)
+        except ValidationError as err:
+            raise ConfigError(_describe(err, {(): source_files[name]})) from None
+    merged["sources"] = source_dicts
+    try:
+        config = Config.model_validate(merged)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, origins)) from None
+    config.selected_sources()
+    return config
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return data
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, text = item.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*", key):
+        raise ConfigError(f"--set {item}: expected key.path=value")
+    try:
+        return key, yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {item}: value is not valid YAML: {err}") from None
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    for part in reversed(dotted.split(".")):
+        value = {part: value}
+    return value
+
+
+def _merge(base: dict, overlay: dict, origins: dict, origin: str, prefix: tuple = ()) -> None:
+    for key, value in overlay.items():
+        path = prefix + (key,)
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            origins.setdefault(path, origin)
+            _merge(base[key], value, origins, origin, path)
+        else:
+            base[key] = copy.deepcopy(value)
+            for known in [p for p in origins if p[: len(path)] == path]:
+                del origins[known]
+            origins[path] = origin
+
+
+def _resolve_references(node: Any, root: dict, origins: dict, prefix: tuple = ()) -> Any:
+    """Replace ${dotted.key} in strings with values of the merged config, then absolutise paths."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        path = prefix + (key,)
+        if isinstance(value, str):
+            node[key] = _substitute(value, root, origins, path)
+        else:
+            _resolve_references(value, root, origins, path)
+    return node
+
+
+def _substitute(text: str, root: dict, origins: dict, path: tuple, depth: int = 0) -> str:
+    def lookup(match: re.Match) -> str:
+        value: Any = root
+        for part in match.group(1).split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise ConfigError(f"{_origin(origins, path)}: {_dotted(path)}: `${{{match.group(1)}}}` names no key")
+            value = value[part]
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{_origin(origins, path)}: {_dotted(path)}: `${{{match.group(1)}}}` is not a scalar")
+        return str(value)
+
+    if depth > 8:
+        raise ConfigError(f"{_origin(origins, path)}: {_dotted(path)}: references form a cycle")
+    resolved = _REFERENCE.sub(lookup, text)
+    return _substitute(resolved, root, origins, path, depth + 1) if _REFERENCE.search(resolved) else resolved
+
+
+def _describe(err: ValidationError, origins: dict) -> str:
+    lines = []
+    for problem in err.errors():
+        loc = tuple(problem["loc"])
+        message = "unknown key" if problem["type"] == "extra_forbidden" else problem["msg"]
+        if problem["type"] == "missing":
+            message = "required key is missing"
+        lines.append(f"{_origin(origins, loc)}: {_dotted(loc) or '(top level)'}: {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _origin(origins: dict, loc: tuple) -> str:
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in origins:
+            return origins[loc[:cut]]
+    return next(iter(origins.values()), "configuration")
+
+
+def _dotted(loc: tuple) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")

@@ -1,0 +1,46 @@
+"""The SparkSession for an environment: built for `local`, borrowed from the platform otherwise."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from jobs.runtime.config import Config
+from udfs.readers import local_path
+
+log = logging.getLogger("finelake")
+
+
+def get_session(config: Config) -> SparkSession:
+    """Reuse an active session (spark-submit, notebooks, tests); else build one from config.
+
+    On Databricks and Dataproc (`spark.managed: true`) the platform's session and catalog are used
+    as they are. Locally the builder adds Delta's jars (resolved from Maven Central by Ivy and
+    cached), the Delta extensions and a Hive metastore in the lake folder, so tables persist
+    across processes.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = SparkSession.builder.appName("finelake")
+    if config.spark.managed:
+        return builder.getOrCreate()
+    # Python workers must run the interpreter that has finelake installed, not whatever `python3` is.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    lake = local_path(config.paths.lake)
+    if lake:
+        Path(lake).mkdir(parents=True, exist_ok=True)
+    if config.spark.master:
+        builder = builder.master(config.spark.master)
+    for key, value in config.spark.conf.items():
+        builder = builder.config(key, value)
+    from delta import configure_spark_with_delta_pip
+
+    log.info("starting local Spark (%s) with Delta; lake at %s", config.spark.master, config.paths.lake)
+    session = configure_spark_with_delta_pip(builder).getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session

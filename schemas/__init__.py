@@ -1,0 +1,14 @@
+"""Table contracts: one module per table with its StructType, keys, partitioning and version."""
+
+from schemas.contract import TableContract
+from schemas import bronze_records, ingested_files, silver_images, silver_rejects, silver_samples
+
+ALL_TABLES: tuple[TableContract, ...] = (
+    bronze_records.CONTRACT,
+    ingested_files.CONTRACT,
+    silver_samples.CONTRACT,
+    silver_images.CONTRACT,
+    silver_rejects.CONTRACT,
+)
+
+__all__ = ["ALL_TABLES", "TableContract"]

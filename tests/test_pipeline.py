@@ -1,0 +1,121 @@
+"""ingest + normalize end to end on the demo sources: reason codes, conservation, idempotency, increments."""
+
+import shutil
+
+import pytest
+from delta.tables import DeltaTable
+from pyspark.sql import functions as F
+
+from jobs import demo_sources, ingest, normalize
+from schemas import ALL_TABLES
+
+pytestmark = pytest.mark.usefixtures("spark")
+
+
+def snapshot(lake):
+    """Version and full content of every table (content as sorted JSON rows, bytes included)."""
+    state = {}
+    for contract in ALL_TABLES:
+        name = lake.lake.name(contract)
+        rows = [r[0] for r in lake.spark.table(name).select(F.to_json(F.struct("*"))).collect()]
+        state[name] = (DeltaTable.forName(lake.spark, name).history(1).first()["version"], sorted(rows))
+    return state
+
+
+@pytest.fixture(scope="module")
+def demo_lake(make_lake):
+    lake = make_lake("e2e_")
+    assert ingest.main(lake.flags()) == 0
+    assert normalize.main(lake.flags()) == 0
+    return lake
+
+
+def test_every_demo_record_ends_as_expected(demo_lake, demo_root):
+    expected = demo_sources.load_expected(demo_root)
+    samples = {(r.source, r.source_key) for r in demo_lake.table("silver", "samples").select("source", "source_key").collect()}
+    rejects = {
+        (r.stage, r.source, r.source_key or r.file, r.reason)
+        for r in demo_lake.table("silver", "rejects").select("stage", "source", "source_key", "file", "reason").collect()
+    }
+    wanted_rejects = {(e.stage, e.source, e.key, e.reason) for e in expected if e.reason}
+    assert rejects == wanted_rejects
+    assert samples == {(e.source, e.key) for e in expected if e.reason is None} | {("demo_llava", "llava-coffee")}
+
+
+def test_kept_hard_images_carry_their_conversion_notes(demo_lake, demo_root):
+    notes = {e.key: e.note for e in demo_sources.load_expected(demo_root) if e.note}
+    rows = (
+        demo_lake.table("silver", "samples").where(F.col("source_key").isin(list(notes)))
+        .select("source_key", F.explode("image_ids").alias("image_id"))
+        .join(demo_lake.table("silver", "images"), "image_id")
+        .select("source_key", "notes", "width", "height", "format")
+        .collect()
+    )
+    assert {r.source_key for r in rows} == set(notes)
+    for row in rows:
+        assert notes[row.source_key] in row.notes, row
+        assert row.format == "JPEG"
+    assert next((r.width, r.height) for r in rows if r.source_key == "hard-exif_rotated.jpg") == (400, 600)
+
+
+def test_rows_in_equal_rows_kept_plus_rejected_per_source(demo_lake, demo_root):
+    expected = demo_sources.load_expected(demo_root)
+    bronze = {r.source: r["count"] for r in demo_lake.table("bronze", "records").groupBy("source").count().collect()}
+    samples = {r.source: r["count"] for r in demo_lake.table("silver", "samples").groupBy("source").count().collect()}
+    rejects = demo_lake.table("silver", "rejects")
+    read = demo_lake.table("bronze", "ingested_files").groupBy("source").agg(F.sum("rows_read").alias("n"))
+    for row in read.collect():
+        ingest_rejects = rejects.where((F.col("stage") == "ingest") & (F.col("source") == row.source)).count()
+        normalize_rejects = rejects.where((F.col("stage") == "normalize") & (F.col("source") == row.source)).count()
+        assert row.n == bronze[row.source] + ingest_rejects, row.source
+        assert bronze[row.source] == samples[row.source] + normalize_rejects, row.source
+        assert row.n == sum(1 for e in expected if e.source == row.source), row.source
+
+
+def test_silver_keys_are_unique_and_refs_resolve(demo_lake):
+    samples, images = demo_lake.table("silver", "samples"), demo_lake.table("silver", "images")
+    assert samples.count() == samples.select("sample_id").distinct().count()
+    assert images.count() == images.select("image_id").distinct().count()
+    referenced = samples.select(F.explode("image_ids").alias("image_id")).distinct()
+    assert referenced.join(images, "image_id", "left_anti").count() == 0
+    assert images.join(referenced, "image_id", "left_anti").count() == 0  # no orphan image
+    shared = images.where(F.size(F.array_distinct(F.transform("source_refs", lambda r: r["source"]))) == 4).count()
+    assert shared >= 9  # photos that all four demo formats carry are stored once
+
+
+def test_prompt_cleanup_is_recorded(demo_lake):
+    row = demo_lake.table("silver", "samples").where(F.col("source_key") == "cleaned").first()
+    assert row.turns[0].user == "Who is in this photo?" and row.prompt_edits == ["Answer directly."]
+
+
+def test_second_run_changes_nothing(demo_lake):
+    before = snapshot(demo_lake)
+    assert ingest.main(demo_lake.flags()) == 0
+    assert normalize.main(demo_lake.flags()) == 0
+    assert snapshot(demo_lake) == before
+
+
+def test_a_new_source_is_processed_alone(demo_lake, demo_root, tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(demo_lake.config_dir, conf)
+    shutil.copytree(demo_root / "cauldron", tmp_path / "more_cauldron")
+    (conf / "sources" / "demo_more.yaml").write_text(
+        f"format: cauldron_parquet\npath: {tmp_path / 'more_cauldron'}\nlicense: CC0-1.0\ncategory: multi_image\n"
+    )
+    bronze = demo_lake.table("bronze", "records")
+    old_runs = {r.run_id for r in bronze.select("run_id").distinct().collect()}
+    images_before = demo_lake.table("silver", "images").count()
+    flags = [*demo_lake.flags(), "--conf", str(conf)]
+    assert ingest.main(flags) == 0
+    assert normalize.main(flags) == 0
+
+    new_rows = bronze.where(~F.col("run_id").isin(list(old_runs)))
+    assert {r.source for r in new_rows.select("source").distinct().collect()} == {"demo_more"}
+    assert new_rows.count() == 10
+    history = DeltaTable.forName(demo_lake.spark, demo_lake.lake.name(ALL_TABLES[0])).history(1).first()
+    assert int(history["operationMetrics"]["numTargetRowsInserted"]) == 10
+    assert demo_lake.table("silver", "samples").where(F.col("source") == "demo_more").count() == 9
+    # Same photos as demo_cauldron: no new image rows, existing ones gain the new refs.
+    assert demo_lake.table("silver", "images").count() == images_before
+    refs = demo_lake.table("silver", "images").select(F.explode("source_refs").alias("r")).where(F.col("r.source") == "demo_more")
+    assert refs.count() == 18

@@ -1,0 +1,134 @@
+"""Records as read -> chat turns, driven by a source's config (templates, conversations, pairs).
+
+Templates are Jinja2 in a sandbox with strict undefined: a template that names a field the record
+lacks fails with the field's name instead of rendering an empty string.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+IMAGE_TOKEN = re.compile(r"[ \t]*<image>[ \t]*\n?")
+_ENVIRONMENT = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+class TemplateError(ValueError):
+    pass
+
+
+@functools.lru_cache(maxsize=512)
+def compile_template(text: str) -> jinja2.Template:
+    try:
+        return _ENVIRONMENT.from_string(text)
+    except jinja2.TemplateSyntaxError as err:
+        raise TemplateError(f"line {err.lineno}: {err.message}") from None
+
+
+def render(text: str, context: dict[str, Any], label: str) -> str:
+    try:
+        return compile_template(text).render(context)
+    except jinja2.UndefinedError as err:
+        raise TemplateError(f"template `{label}`: {err.message}") from None
+    except (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
+        raise TemplateError(f"template `{label}`: {type(err).__name__}: {err}") from None
+
+
+@dataclass
+class MappedText:
+    """Turns extracted from one record, or the reason they could not be."""
+
+    turns: list[tuple[str, str]] = field(default_factory=list)
+    image_tokens: int = 0
+    reason: str | None = None
+    detail: str | None = None
+
+
+def record_turns(record: dict[str, Any], source: Any) -> MappedText:
+    """Turns of one record (its template context) under `source` (a SourceConfig).
+
+    `<image>` tokens are counted, then removed: silver keeps images in a separate ordered list.
+    """
+    try:
+        if source.turns:
+            raw = [
+                (render(t.user, record, f"turns[{i}].user"), render(t.assistant, record, f"turns[{i}].assistant"))
+                for i, t in enumerate(source.turns)
+            ]
+        elif source.pairs:
+            raw = _pairs(record, source.pairs)
+        else:
+            raw = _conversation(record, source.conversation)
+    except TemplateError as err:
+        return MappedText(reason="template_error", detail=str(err))
+    except _MalformedRecord as err:
+        return MappedText(reason="malformed_record", detail=str(err))
+    tokens = sum(len(IMAGE_TOKEN.findall(user)) for user, _ in raw)
+    turns = [(IMAGE_TOKEN.sub("", user).strip(), assistant.strip()) for user, assistant in raw]
+    return MappedText(turns=turns, image_tokens=tokens)
+
+
+class _MalformedRecord(ValueError):
+    pass
+
+
+def _field(record: dict[str, Any], name: str) -> Any:
+    if name not in record:
+        raise _MalformedRecord(f"field `{name}` is missing (fields: {', '.join(sorted(record)) or 'none'})")
+    return record[name]
+
+
+def _text(value: Any, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _MalformedRecord(f"{where} is {type(value).__name__}, expected text")
+    return value
+
+
+def _pairs(record: dict[str, Any], spec: Any) -> list[tuple[str, str]]:
+    pairs = _field(record, spec.column)
+    if not isinstance(pairs, list):
+        raise _MalformedRecord(f"field `{spec.column}` is {type(pairs).__name__}, expected a list of turns")
+    turns = []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, dict):
+            raise _MalformedRecord(f"`{spec.column}[{i}]` is {type(pair).__name__}, expected a mapping")
+        where = f"`{spec.column}[{i}]`"
+        turns.append(
+            (
+                _text(pair.get(spec.user_field), f"{where}.{spec.user_field}"),
+                _text(pair.get(spec.assistant_field), f"{where}.{spec.assistant_field}"),
+            )
+        )
+    return turns
+
+
+def _conversation(record: dict[str, Any], spec: Any) -> list[tuple[str, str]]:
+    messages = _field(record, spec.column)
+    if not isinstance(messages, list):
+        raise _MalformedRecord(f"field `{spec.column}` is {type(messages).__name__}, expected a list of messages")
+    turns: list[list[str | None]] = []
+    for i, message in enumerate(messages):
+        where = f"`{spec.column}[{i}]`"
+        if not isinstance(message, dict):
+            raise _MalformedRecord(f"{where} is {type(message).__name__}, expected a mapping")
+        role = message.get(spec.role_field)
+        content = _text(message.get(spec.content_field), f"{where}.{spec.content_field}")
+        if role in spec.user_roles:
+            if turns and turns[-1][1] is None:
+                turns[-1][0] = f"{turns[-1][0]}\n{content}"
+            else:
+                turns.append([content, None])
+        elif role in spec.assistant_roles:
+            if not turns or turns[-1][1] is not None:
+                raise _MalformedRecord(f"{where}: an assistant message without a user message before it")
+            turns[-1][1] = content
+        else:
+            raise _MalformedRecord(f"{where}.{spec.role_field}: unknown role `{role}`")
+    return [(user, assistant or "") for user, assistant in turns]
