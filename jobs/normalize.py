@@ -56,15 +56,26 @@ def image_slots(records: DataFrame) -> DataFrame:
     ).select("sample_id", "source", "position", F.col("image.path").alias("path"), F.col("image.sha256").alias("sha256"))
 
 
-def normalize_images(records: DataFrame, policy: ImagePolicy) -> DataFrame:
-    """NORMALIZED rows, one per distinct raw image present in `records`."""
+def normalize_images(records: DataFrame, policy: ImagePolicy, partitions: int) -> DataFrame:
+    """NORMALIZED rows, one per distinct raw image present in `records`.
+
+    One shuffle both spreads the work and deduplicates: hash-partitioning by sha256 puts every
+    copy of a raw image in one partition, where the UDF decodes it once. Spark's dropDuplicates
+    would aggregate (and sort) the bytes; an explicit partition count, which adaptive execution
+    leaves alone, keeps tasks small so no core idles behind one slow task.
+    """
     raw = (
         records.select(F.explode("images").alias("image"))
         .where(F.col("image.bytes").isNotNull())
         .select(F.col("image.sha256").alias("sha256"), F.col("image.bytes").alias("bytes"))
-        .dropDuplicates(["sha256"])
+        .repartition(partitions, "sha256")
     )
     return raw.mapInArrow(partial(normalize_batches, policy=policy), from_arrow_schema(NORMALIZED))
+
+
+def decode_partitions(context: JobContext) -> int:
+    configured = context.config.normalize.image_partitions
+    return configured or 4 * context.spark.sparkContext.defaultParallelism
 
 
 def image_verdicts(slots: DataFrame, normalized: DataFrame) -> DataFrame:
@@ -171,7 +182,7 @@ def run(context: JobContext, report: StageReport) -> None:
         lake.read(bronze_records.CONTRACT), lake.read(silver_samples.CONTRACT), lake.read(silver_rejects.CONTRACT),
         list(sources),
     )
-    normalized = normalize_images(pending, image_policy(config)).persist()
+    normalized = normalize_images(pending, image_policy(config), decode_partitions(context)).persist()
     # Raw bytes are read once, by normalize_images; the rest of the stage works on a slim copy.
     records = pending.withColumn("images", F.transform("images", lambda i: F.struct(i["path"], i["sha256"]))).persist()
     slots = image_slots(records)

@@ -166,10 +166,18 @@ def _to_rgb(image: Image.Image, result: NormalizedImage) -> Image.Image:
 
 
 def normalize_batches(batches, policy: ImagePolicy):
-    """mapInArrow body: (sha256, bytes) batches -> NORMALIZED batches."""
+    """mapInArrow body: (sha256, bytes) batches -> NORMALIZED batches, one row per distinct sha256.
+
+    A raw image seen earlier in the same partition is skipped; hash-partitioning the input by
+    sha256 makes that a global deduplication without aggregating the bytes in Spark.
+    """
 
     def rows():
+        seen: set[str] = set()
         for row in rows_of(batches):
+            if row["sha256"] in seen:
+                continue
+            seen.add(row["sha256"])
             image = normalize_image(row["bytes"], policy)
             yield {
                 "sha256": row["sha256"],

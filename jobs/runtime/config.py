@@ -222,6 +222,7 @@ class TextPolicyConf(StrictModel):
 class NormalizeConf(StrictModel):
     image: ImagePolicyConf = ImagePolicyConf()
     text: TextPolicyConf = TextPolicyConf()
+    image_partitions: int = Field(default=0, ge=0, description="tasks for decoding images; 0 = 4 x default parallelism")
 
 
 class Config(StrictModel):

@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` (the main job on the embedded default) and
+# `make test`. Both create .venv and install finelake with everything it needs; Delta's jars are
+# resolved from Maven Central by Ivy when the first Spark session starts, and cached (~/.ivy2.5.2).
+
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test install bench clean
+
+demo: install
+	$(VENV)/bin/finelake demo
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) tests/bench/bench_normalize.py
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (set PYTHON=...)"; exit 1; }
+	@command -v java >/dev/null || { echo "needs Java 17 on PATH for Spark"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf lake .pytest_cache

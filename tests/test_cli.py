@@ -1,0 +1,52 @@
+"""The finelake command in fresh processes: tables persist in the lake's catalog between processes."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from jobs import cli
+
+FINELAKE = str(Path(sys.executable).parent / "finelake")
+
+
+def finelake(*args: str, lake: Path, demo_root: Path) -> subprocess.CompletedProcess:
+    flags = ["--set", f"paths.lake={lake}", "--set", f"paths.demo_sources={demo_root}"]
+    command = [FINELAKE, *args[:2], *flags, *args[2:]] if args[0] == "run" else [FINELAKE, *args, *flags]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def test_help_matches_the_commands():
+    result = subprocess.run([FINELAKE, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for command in ("run", "sql", "tables", "demo"):
+        assert command in result.stdout
+    stage_help = subprocess.run([FINELAKE, "run", "ingest", "--help"], capture_output=True, text=True)
+    assert "--set KEY=VALUE" in stage_help.stdout and "--env {local,databricks,dataproc}" in stage_help.stdout
+
+
+def test_bad_config_exits_2_and_names_the_key(tmp_path, demo_root):
+    result = finelake("run", "ingest", "--set", "normalize.image.max_side=huge", lake=tmp_path, demo_root=demo_root)
+    assert result.returncode == 2
+    assert "--set normalize.image.max_side=huge: normalize.image.max_side" in result.stderr
+
+
+def test_a_table_written_by_one_process_is_queried_by_another(tmp_path, demo_root):
+    lake = tmp_path / "lake"
+    wrote = finelake("run", "ingest", "--set", "ingest.sources=[demo_cauldron]", lake=lake, demo_root=demo_root)
+    assert wrote.returncode == 0, wrote.stderr[-3000:]
+    assert "demo_cauldron" in wrote.stdout and "wrote bronze.records v1: +10 rows" in wrote.stdout
+
+    query = finelake("sql", "SELECT source, count(*) AS n FROM bronze.records GROUP BY source", lake=lake, demo_root=demo_root)
+    assert query.returncode == 0, query.stderr[-3000:]
+    assert re.search(r"\|\s*demo_cauldron\s*\|\s*10\s*\|", query.stdout), query.stdout
+
+
+def test_tables_and_sql_errors_in_process(make_lake, capsys):
+    lake = make_lake("cli_")
+    flags = lake.flags()
+    assert cli.main(["tables", *flags]) == 0
+    listing = capsys.readouterr().out
+    assert "cli_silver.samples" in listing and "(not created yet)" in listing
+    assert cli.main(["sql", "SELECT nope FROM cli_bronze.records", *flags]) == 2
+    assert "cli_bronze" in capsys.readouterr().err
