@@ -8,9 +8,8 @@ import sys
 from pyspark.errors import PySparkException
 
 from jobs import demo, ingest, normalize
-from jobs.runtime.config import ConfigError
 from jobs.runtime.session import get_session
-from jobs.runtime.stage import add_config_flags, config_from_args, configure_logging
+from jobs.runtime.stage import add_config_flags, config_from_args
 from jobs.runtime.tables import Lake, describe_tables
 
 STAGES = {module.STAGE: module for module in (ingest, normalize)}
@@ -44,11 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         return STAGES[args.stage].main(args.stage_args)
     if args.command == "demo":
         return demo.run(args)
-    configure_logging()
-    try:
-        config = config_from_args(args)
-    except ConfigError as err:
-        print(f"finelake {args.command}: {err}", file=sys.stderr)
+    config = config_from_args(args, args.command)
+    if config is None:
         return 2
     spark = get_session(config)
     if args.command == "tables":

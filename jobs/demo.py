@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 from jobs import demo_sources, ingest, normalize
-from jobs.runtime.config import ConfigError
 from jobs.runtime.session import get_session
-from jobs.runtime.stage import add_config_flags, config_from_args, configure_logging
+from jobs.runtime.stage import add_config_flags, config_from_args
 from jobs.runtime.tables import Lake, describe_tables
 from udfs.readers import local_path
 
@@ -44,11 +43,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    configure_logging()
-    try:
-        config = config_from_args(args)
-    except ConfigError as err:
-        print(f"finelake demo: {err}", file=sys.stderr)
+    config = config_from_args(args, "demo")
+    if config is None:
         return 2
     root = local_path(config.paths.demo_sources)
     if root is None:

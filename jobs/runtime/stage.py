@@ -106,8 +106,14 @@ def configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    return load_config(args.env, args.overrides, args.conf)
+def config_from_args(args: argparse.Namespace, command: str) -> Config | None:
+    """Set up logging and load the config named by the flags; on a config error say why and return None."""
+    configure_logging()
+    try:
+        return load_config(args.env, args.overrides, args.conf)
+    except ConfigError as err:
+        print(f"finelake {command}: {err}", file=sys.stderr)
+        return None
 
 
 def run_job(stage: str, description: str, run: Callable[[JobContext, StageReport], None], argv: list[str] | None) -> int:
@@ -116,11 +122,8 @@ def run_job(stage: str, description: str, run: Callable[[JobContext, StageReport
     Exit codes: 0 done, 1 the stage's counts do not balance, 2 bad configuration or contract.
     """
     args = job_parser(stage, description).parse_args(argv)
-    configure_logging()
-    try:
-        config = config_from_args(args)
-    except ConfigError as err:
-        print(f"finelake {stage}: {err}", file=sys.stderr)
+    config = config_from_args(args, stage)
+    if config is None:
         return 2
     spark = get_session(config)
     context = JobContext(spark=spark, config=config, lake=Lake(spark, config), run_id=uuid.uuid4().hex[:16])
