@@ -10,7 +10,9 @@ from pyspark.errors import PySparkException
 from jobs import demo, ingest, normalize
 from jobs.runtime.session import get_session
 from jobs.runtime.stage import add_config_flags, config_from_args
+from jobs.runtime.gate import quality_report
 from jobs.runtime.tables import Lake, describe_tables
+from jobs.runtime.tracking import ui_command
 
 STAGES = {module.STAGE: module for module in (ingest, normalize)}
 
@@ -32,6 +34,8 @@ def parser() -> argparse.ArgumentParser:
     add_config_flags(sql)
     tables = commands.add_parser("tables", help="list the lake's tables with versions and row counts")
     add_config_flags(tables)
+    report = commands.add_parser("report", help="quality overview: published versions, last validations, MLflow runs")
+    add_config_flags(report)
     demo_command = commands.add_parser("demo", help="build the demo sources and run every stage on them")
     demo.add_flags(demo_command)
     return top
@@ -49,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     spark = get_session(config)
     if args.command == "tables":
         print(describe_tables(Lake(spark, config)))
+        return 0
+    if args.command == "report":
+        print(quality_report(Lake(spark, config)))
+        print(f"\nMLflow UI for these runs: {ui_command(config)}")
         return 0
     try:
         spark.sql(args.query).show(args.limit, truncate=args.truncate)

@@ -9,7 +9,9 @@ from pathlib import Path
 from jobs import demo_sources, ingest, normalize
 from jobs.runtime.session import get_session
 from jobs.runtime.stage import add_config_flags, config_from_args
+from jobs.runtime.gate import quality_report
 from jobs.runtime.tables import Lake, describe_tables
+from jobs.runtime.tracking import ui_command
 from udfs.readers import local_path
 
 PIPELINE = (ingest, normalize)
@@ -68,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
     for title, query in example_queries(lake):
         print(f"\n== {title}\n$ finelake sql \"{query}\"")
         lake.spark.sql(query).show(20, truncate=70)
+    print("\n== finelake report")
+    print(quality_report(lake))
+    print(f"\nEvery job run is an MLflow run; to browse them:\n$ {ui_command(config)}")
     return 0
 
 

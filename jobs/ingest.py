@@ -19,6 +19,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.utils import AnalysisException
 
 from jobs.runtime.config import ConfigError, SourceConfig
+from jobs.runtime.gate import Conservation
 from jobs.runtime.stage import JobContext, StageReport, run_job, tally
 from schemas import bronze_records, ingested_files, silver_rejects
 from udfs.readers import INGEST_ROW, fetch_images_batches, local_path, read_files_batches
@@ -131,6 +132,17 @@ def reject_rows(rows: DataFrame, stage: str, run_id: str) -> DataFrame:
     )
 
 
+def every_column(contract) -> dict[str, str]:
+    return {c: f"s.`{c}`" for c in contract.schema.fieldNames()}
+
+
+def write_rejects(context: JobContext, rejects: DataFrame):
+    """Rejects MERGE as upserts: a row rejected again (a changed file re-read) belongs to this run."""
+    return context.gate.write(
+        silver_rejects.CONTRACT, rejects, update_when="t.run_id <> s.run_id", update_set=every_column(silver_rejects.CONTRACT)
+    )
+
+
 def manifest_rows(files: DataFrame, rows: DataFrame, run_id: str) -> DataFrame:
     per_file = rows.groupBy("source", "file").agg(
         F.count(F.lit(1)).alias("rows_read"),
@@ -164,17 +176,20 @@ def run(context: JobContext, report: StageReport) -> None:
     rows = mark_duplicates(records, lake.read(bronze_records.CONTRACT)).persist()
     try:
         tally(report, list(sources), rows, rows)
-        report.writes.append(lake.merge(silver_rejects.CONTRACT, reject_rows(rows, STAGE, context.run_id)))
-        bronze_write = lake.merge(bronze_records.CONTRACT, bronze_rows(rows, context.run_id))
+        report.writes.append(write_rejects(context, reject_rows(rows, STAGE, context.run_id)))
+        bronze_write = context.gate.write(
+            bronze_records.CONTRACT, bronze_rows(rows, context.run_id),
+            conservation=Conservation(STAGE, {s: c.rows_in for s, c in report.counts.items()}),
+        )
         report.writes.append(bronze_write)
         report.expect_equal("bronze rows inserted vs records kept", sum(c.kept for c in report.counts.values()),
                             bronze_write.inserted)
         report.writes.append(
-            lake.merge(
+            context.gate.write(
                 ingested_files.CONTRACT,
                 manifest_rows(files, rows, context.run_id),
                 update_when="t.size <> s.size OR t.modified_at <> s.modified_at",
-                update_set={c: f"s.`{c}`" for c in ingested_files.SCHEMA.fieldNames()},
+                update_set=every_column(ingested_files.CONTRACT),
             )
         )
     finally:

@@ -14,10 +14,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from jobs.ingest import reject_rows
+from jobs.ingest import reject_rows, write_rejects
 from jobs.runtime.config import Config
+from jobs.runtime.gate import Conservation
 from jobs.runtime.stage import JobContext, StageReport, run_job, tally
 from schemas import bronze_records, silver_images, silver_rejects, silver_samples
+from schemas.silver_samples import text_length
 from udfs.images import NORMALIZED, ImagePolicy, normalize_batches
 from udfs.text import CHAT, TextPolicy, chat_batches
 
@@ -167,6 +169,12 @@ def image_rows(outcomes: DataFrame, slots: DataFrame, normalized: DataFrame, run
     )
 
 
+def binned(frame: DataFrame, value, width: int) -> dict[float, int]:
+    """Histogram counts computed in Spark: {bin start: rows}; only the bins reach the driver."""
+    bins = frame.select((F.floor(value / width) * width).alias("bin")).groupBy("bin").count()
+    return {float(r["bin"]): r["count"] for r in bins.collect()}
+
+
 def new_refs_only() -> tuple[str, dict[str, str]]:
     """A matched image gains the refs of new samples; an image already holding them is untouched."""
     return (
@@ -193,15 +201,22 @@ def run(context: JobContext, report: StageReport) -> None:
     try:
         tally(report, list(sources), records, outcomes)
         condition, update = new_refs_only()
-        report.writes.append(
-            lake.merge(silver_images.CONTRACT, image_rows(outcomes, slots, normalized, context.run_id),
-                       update_when=condition, update_set=update)
+        images = image_rows(outcomes, slots, normalized, context.run_id)
+        report.writes.append(context.gate.write(silver_images.CONTRACT, images, update_when=condition, update_set=update))
+        report.writes.append(write_rejects(context, reject_rows(outcomes, STAGE, context.run_id)))
+        samples = sample_rows(outcomes, context.run_id)
+        samples_write = context.gate.write(
+            silver_samples.CONTRACT, samples,
+            conservation=Conservation(STAGE, {s: c.rows_in for s, c in report.counts.items()}),
         )
-        report.writes.append(lake.merge(silver_rejects.CONTRACT, reject_rows(outcomes, STAGE, context.run_id)))
-        samples_write = lake.merge(silver_samples.CONTRACT, sample_rows(outcomes, context.run_id))
         report.writes.append(samples_write)
         report.expect_equal("samples inserted vs records kept", sum(c.kept for c in report.counts.values()),
                             samples_write.inserted)
+        report.distributions["image_long_side"] = (
+            "longest side of the images of this run's samples (px)",
+            binned(images, F.greatest("width", "height"), 128),
+        )
+        report.distributions["text_length"] = ("characters in all turns of a kept sample", binned(samples, text_length(), 250))
     finally:
         for frame in (outcomes, normalized, records):
             frame.unpersist()

@@ -2,7 +2,12 @@
 
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
-from schemas.contract import TableContract
+import great_expectations.expectations as gxe
+
+from schemas import suites
+from schemas.contract import SuiteInputs, TableContract
+
+KEYS = ("source", "file")
 
 SCHEMA = StructType(
     [
@@ -18,10 +23,23 @@ SCHEMA = StructType(
     ]
 )
 
+
+
+def expectations(inputs: SuiteInputs) -> list:
+    return [
+        *suites.required_columns(SCHEMA),
+        suites.unique_keys(KEYS),
+        gxe.ExpectColumnValuesToBeBetween(column="size", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="rows_rejected", min_value=0),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="rows_read", column_B="rows_rejected", or_equal=True),
+    ]
+
+
 CONTRACT = TableContract(
     layer="bronze",
     name="ingested_files",
     schema=SCHEMA,
-    keys=("source", "file"),
+    keys=KEYS,
     description="The manifest of ingested source files (size and modification time as seen when read).",
+    expectations=expectations,
 )

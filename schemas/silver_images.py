@@ -10,7 +10,12 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from schemas.contract import TableContract
+from pyspark.sql import functions as F
+
+import great_expectations.expectations as gxe
+
+from schemas import suites
+from schemas.contract import SuiteInputs, TableContract
 
 SOURCE_REF = StructType(
     [
@@ -19,6 +24,8 @@ SOURCE_REF = StructType(
         StructField("position", IntegerType(), True),
     ]
 )
+
+KEYS = ("image_id",)
 
 SCHEMA = StructType(
     [
@@ -38,10 +45,37 @@ SCHEMA = StructType(
     ]
 )
 
+
+
+CHECKS = {
+    # Hashing every stored image on every write would read the whole table; rows of this run
+    # are hashed, rows of earlier runs passed the same check when they were written.
+    "check_hash_matches_bytes": lambda inputs: (F.col("run_id") != inputs.run_id)
+    | (F.sha2("bytes", 256) == F.col("image_id")),
+    "check_has_source_refs": lambda inputs: F.size("source_refs") > 0,
+    "check_not_upscaled": lambda inputs: (F.col("width") <= F.col("source_width"))
+    & (F.col("height") <= F.col("source_height")),
+}
+
+
+def expectations(inputs: SuiteInputs) -> list:
+    return [
+        *suites.required_columns(SCHEMA),
+        suites.unique_keys(KEYS),
+        gxe.ExpectColumnValuesToMatchRegex(column="image_id", regex=suites.HEX_64),
+        gxe.ExpectColumnValuesToBeBetween(column="width", min_value=1, max_value=inputs.max_side),
+        gxe.ExpectColumnValuesToBeBetween(column="height", min_value=1, max_value=inputs.max_side),
+        gxe.ExpectColumnValuesToBeInSet(column="format", value_set=["JPEG", "PNG", "WEBP"]),
+        *suites.all_true(*CHECKS),
+    ]
+
+
 CONTRACT = TableContract(
     layer="silver",
     name="images",
     schema=SCHEMA,
-    keys=("image_id",),
+    keys=KEYS,
     description="Unique normalised images (RGB, longest side capped, re-encoded deterministically).",
+    expectations=expectations,
+    checks=CHECKS,
 )

@@ -2,7 +2,10 @@
 
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
-from schemas.contract import TableContract
+import great_expectations.expectations as gxe
+
+from schemas import suites
+from schemas.contract import SuiteInputs, TableContract
 
 REASON_CODES: dict[str, str] = {
     # ingest: reading source files
@@ -25,6 +28,8 @@ REASON_CODES: dict[str, str] = {
     "repeated_text": "a word sequence or line repeated over most of a text",
 }
 
+KEYS = ("stage", "source", "file", "row_index")
+
 SCHEMA = StructType(
     [
         StructField("stage", StringType(), False),
@@ -40,11 +45,25 @@ SCHEMA = StructType(
     ]
 )
 
+STAGES = ("ingest", "normalize")
+
+
+def expectations(inputs: SuiteInputs) -> list:
+    return [
+        *suites.required_columns(SCHEMA),
+        suites.unique_keys(KEYS),
+        gxe.ExpectColumnValuesToBeInSet(column="reason", value_set=sorted(REASON_CODES)),
+        gxe.ExpectColumnValuesToBeInSet(column="stage", value_set=list(STAGES)),
+        gxe.ExpectColumnValuesToBeBetween(column="row_index", min_value=0),
+    ]
+
+
 CONTRACT = TableContract(
     layer="silver",
     name="rejects",
     schema=SCHEMA,
-    keys=("stage", "source", "file", "row_index"),
+    keys=KEYS,
     partition_by=("stage",),
     description="Rows dropped by a stage with a reason code and the file and row they came from.",
+    expectations=expectations,
 )

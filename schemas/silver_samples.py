@@ -10,12 +10,19 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from schemas.contract import TableContract
+from pyspark.sql import functions as F
+
+import great_expectations.expectations as gxe
+
+from schemas import suites
+from schemas.contract import SuiteInputs, TableContract
 
 SCHEMA_VERSION = 1
 
 # Delta enforces NOT NULL only on top-level columns; nested fields are checked by the suite.
 TURN = StructType([StructField("user", StringType(), True), StructField("assistant", StringType(), True)])
+
+KEYS = ("sample_id",)
 
 SCHEMA = StructType(
     [
@@ -37,12 +44,39 @@ SCHEMA = StructType(
     ]
 )
 
+
+
+def text_length():
+    """Characters in all turns of a sample, as a Spark column."""
+    return F.aggregate("turns", F.lit(0), lambda total, t: total + F.length(t["user"]) + F.length(t["assistant"]))
+
+
+CHECKS = {
+    "check_turns_non_empty": lambda inputs: (F.size("turns") > 0)
+    & F.forall("turns", lambda t: (F.length(F.trim(t["user"])) > 0) & (F.length(F.trim(t["assistant"])) > 0)),
+    "check_image_ids_are_hashes": lambda inputs: F.forall("image_ids", lambda i: i.rlike(suites.HEX_64)),
+    "check_text_within_max_chars": lambda inputs: text_length() <= inputs.max_chars,
+}
+
+
+def expectations(inputs: SuiteInputs) -> list:
+    return [
+        *suites.required_columns(SCHEMA),
+        suites.unique_keys(KEYS),
+        gxe.ExpectColumnValuesToMatchRegex(column="sample_id", regex=suites.HEX_32),
+        gxe.ExpectColumnValuesToBeInSet(column="schema_version", value_set=[SCHEMA_VERSION]),
+        *suites.all_true(*CHECKS),
+    ]
+
+
 CONTRACT = TableContract(
     layer="silver",
     name="samples",
     schema=SCHEMA,
-    keys=("sample_id",),
+    keys=KEYS,
     partition_by=("source",),
     version=SCHEMA_VERSION,
     description="Samples in one chat schema: ordered image refs and user/assistant turns.",
+    expectations=expectations,
+    checks=CHECKS,
 )

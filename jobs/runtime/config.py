@@ -225,11 +225,18 @@ class NormalizeConf(StrictModel):
     image_partitions: int = Field(default=0, ge=0, description="tasks for decoding images; 0 = 4 x default parallelism")
 
 
+class MlflowConf(StrictModel):
+    tracking_uri: str = Field(description="sqlite:///... locally, `databricks`, or an MLflow server URL")
+    artifact_location: str | None = Field(default=None, description="for a new experiment; None = the server's default")
+    experiment: str = "finelake"
+
+
 class Config(StrictModel):
     env: Literal["local", "databricks", "dataproc"]
     paths: PathsConf
     catalog: CatalogConf = CatalogConf()
     spark: SparkConf
+    mlflow: MlflowConf
     ingest: IngestConf
     normalize: NormalizeConf = NormalizeConf()
     sources: dict[str, SourceConfig] = {}

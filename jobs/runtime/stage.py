@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.runtime.config import ENVIRONMENTS, Config, ConfigError, load_config
+from jobs.runtime.gate import GateFailure, QualityGate
 from jobs.runtime.session import get_session
 from jobs.runtime.tables import Lake, TableContractError, WriteResult
+from jobs.runtime.tracking import Tracker
+from schemas.contract import SuiteInputs
 
 log = logging.getLogger("finelake")
 
@@ -25,6 +28,7 @@ class JobContext:
     config: Config
     lake: Lake
     run_id: str
+    gate: QualityGate
 
 
 @dataclass
@@ -46,6 +50,8 @@ class StageReport:
     writes: list[WriteResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # plot name -> (axis label, {bin start: count}), computed in Spark, small by construction
+    distributions: dict[str, tuple[str, dict[float, int]]] = field(default_factory=dict)
 
     @property
     def balanced(self) -> bool:
@@ -102,7 +108,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    for noisy in ("py4j", "pyspark"):
+    for noisy in ("py4j", "pyspark", "great_expectations", "alembic", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -117,27 +123,40 @@ def config_from_args(args: argparse.Namespace, command: str) -> Config | None:
 
 
 def run_job(stage: str, description: str, run: Callable[[JobContext, StageReport], None], argv: list[str] | None) -> int:
-    """Parse flags, load config, get the session, run the stage and print its report.
+    """Parse flags, load config, get the session, run the stage inside an MLflow run, print its report.
 
-    Exit codes: 0 done, 1 the stage's counts do not balance, 2 bad configuration or contract.
+    Exit codes: 0 done, 1 the stage's counts do not balance, 2 bad configuration or contract,
+    3 a write failed its table's suite (the table was restored to its published version).
     """
     args = job_parser(stage, description).parse_args(argv)
     config = config_from_args(args, stage)
     if config is None:
         return 2
     spark = get_session(config)
-    context = JobContext(spark=spark, config=config, lake=Lake(spark, config), run_id=uuid.uuid4().hex[:16])
-    report = StageReport(stage=stage, run_id=context.run_id)
+    run_id = uuid.uuid4().hex[:16]
+    lake = Lake(spark, config)
+    tracker = Tracker(config, stage, run_id)
+    tracker.start()
+    inputs = SuiteInputs(run_id=run_id, max_side=config.normalize.image.max_side, max_chars=config.normalize.text.max_chars)
+    context = JobContext(spark, config, lake, run_id, QualityGate(lake, stage, run_id, inputs, tracker))
+    report = StageReport(stage=stage, run_id=run_id)
     started = time.monotonic()
-    log.info("%s: run %s, env %s, config %s", stage, context.run_id, config.env, config.digest())
+    log.info("%s: run %s, env %s, config %s", stage, run_id, config.env, config.digest())
+    failure, code = None, 0
     try:
         run(context, report)
+    except GateFailure as err:
+        failure, code = str(err), 3
     except (ConfigError, TableContractError) as err:
-        print(f"finelake {stage}: {err}", file=sys.stderr)
-        return 2
+        failure, code = str(err), 2
+    except BaseException as err:
+        tracker.finish(report, lake.reads, failure=f"{type(err).__name__}: {err}")
+        raise
     report.seconds = time.monotonic() - started
+    if code == 0 and not report.balanced:
+        failure, code = "the counts do not balance; see the report", 1
+    tracker.finish(report, lake.reads, failure=failure)
     print(report.render())
-    if not report.balanced:
-        print(f"finelake {stage}: the counts do not balance; see the report above", file=sys.stderr)
-        return 1
-    return 0
+    if failure:
+        print(f"finelake {stage}: {failure}", file=sys.stderr)
+    return code
