@@ -115,8 +115,13 @@ class Lake:
         self._point_view(contract, version)
 
     def restore(self, contract: TableContract, version: int) -> None:
-        """Make the latest version hold the published data again; the failed one stays in history."""
+        """Make the latest version hold the published data again; the failed one stays in history.
+
+        RESTORE brings back the table properties of `version` too, which predate its publication,
+        so the published version is set again afterwards.
+        """
         self.spark.sql(f"RESTORE TABLE {self.name(contract)} TO VERSION AS OF {int(version)}")
+        self.publish(contract, version)
 
     def _point_view(self, contract: TableContract, version: int) -> None:
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.schema_name(contract.layer)}")

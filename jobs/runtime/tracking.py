@@ -72,6 +72,8 @@ class Tracker:
             "config_digest": self.config.digest(),
             "code_version": code_version(),
             "run_id": self.run_id,
+            "catalog": self.config.catalog.name or "(session default)",
+            "schema_prefix": self.config.catalog.schema_prefix,
             "sources": ",".join(s.name for s in self.config.selected_sources()),
         }
         for key, value in params.items():
@@ -104,8 +106,11 @@ class Tracker:
             values[f"output_rows.{write.table}"] = write.inserted
         metrics = [Metric(key, float(value), 0, 0) for key, value in values.items()]
         self._client.log_batch(self.mlflow_run_id, metrics=metrics)
+        from matplotlib import pyplot
+
         for name, figure in plots(report).items():
             self._client.log_figure(self.mlflow_run_id, figure, f"plots/{name}.png")
+            pyplot.close(figure)
         if failure:
             self._client.set_tag(self.mlflow_run_id, "finelake.failure", failure[:5000])
         self._client.set_terminated(self.mlflow_run_id, status="FAILED" if failure else "FINISHED")
