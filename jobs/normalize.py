@@ -169,12 +169,6 @@ def image_rows(outcomes: DataFrame, slots: DataFrame, normalized: DataFrame, run
     )
 
 
-def binned(frame: DataFrame, value, width: int) -> dict[float, int]:
-    """Histogram counts computed in Spark: {bin start: rows}; only the bins reach the driver."""
-    bins = frame.select((F.floor(value / width) * width).alias("bin")).groupBy("bin").count()
-    return {float(r["bin"]): r["count"] for r in bins.collect()}
-
-
 def new_refs_only() -> tuple[str, dict[str, str]]:
     """A matched image gains the refs of new samples; an image already holding them is untouched."""
     return (
@@ -212,11 +206,9 @@ def run(context: JobContext, report: StageReport) -> None:
         report.writes.append(samples_write)
         report.expect_equal("samples inserted vs records kept", sum(c.kept for c in report.counts.values()),
                             samples_write.inserted)
-        report.distributions["image_long_side"] = (
-            "longest side of the images of this run's samples (px)",
-            binned(images, F.greatest("width", "height"), 128),
-        )
-        report.distributions["text_length"] = ("characters in all turns of a kept sample", binned(samples, text_length(), 250))
+        report.histogram("image_long_side", "longest side of the images of this run's samples (px)", images,
+                         F.greatest("width", "height"), width=128)
+        report.histogram("text_length", "characters in all turns of a kept sample", samples, text_length(), width=250)
     finally:
         for frame in (outcomes, normalized, records):
             frame.unpersist()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from jobs.runtime.config import ENVIRONMENTS, Config, ConfigError, load_config
 from jobs.runtime.gate import GateFailure, QualityGate
@@ -50,12 +51,17 @@ class StageReport:
     writes: list[WriteResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    # plot name -> (axis label, {bin start: count}), computed in Spark, small by construction
-    distributions: dict[str, tuple[str, dict[float, int]]] = field(default_factory=dict)
+    # plot name -> (axis label, bin width, {bin start: count}), computed in Spark, small by construction
+    distributions: dict[str, tuple[str, int, dict[float, int]]] = field(default_factory=dict)
 
     @property
     def balanced(self) -> bool:
         return not self.problems and all(c.balanced for c in self.counts.values())
+
+    def histogram(self, name: str, label: str, frame: DataFrame, value, width: int) -> None:
+        """Bin `value` over `frame` in Spark; only the bin counts reach the driver (for the MLflow plots)."""
+        bins = frame.select((F.floor(value / width) * width).alias("bin")).groupBy("bin").count()
+        self.distributions[name] = (label, width, {float(r["bin"]): r["count"] for r in bins.collect()})
 
     def expect_equal(self, what: str, expected: int, actual: int) -> None:
         if expected != actual:

@@ -148,12 +148,11 @@ def plots(report: Any) -> dict[str, Any]:
         axes.set_title(f"{report.stage}: reject reasons")
         figure.tight_layout()
         figures["reject_reasons"] = figure
-    for name, (label, bins) in report.distributions.items():
+    for name, (label, width, bins) in report.distributions.items():
         if not bins:
             continue
         figure, axes = pyplot.subplots(figsize=(7, 3.5))
         starts = sorted(bins)
-        width = (starts[1] - starts[0]) if len(starts) > 1 else 1
         axes.bar(starts, [bins[s] for s in starts], width=width * 0.9, align="edge", color="#55a868")
         axes.set_xlabel(label)
         axes.set_ylabel("count")
