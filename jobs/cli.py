@@ -7,14 +7,14 @@ import sys
 
 from pyspark.errors import PySparkException
 
-from jobs import demo, ingest, normalize
+from jobs import demo
 from jobs.runtime.session import get_session
 from jobs.runtime.stage import add_config_flags, config_from_args
 from jobs.runtime.gate import quality_report
 from jobs.runtime.tables import Lake, describe_tables
 from jobs.runtime.tracking import ui_command
 
-STAGES = {module.STAGE: module for module in (ingest, normalize)}
+STAGES = {module.STAGE: module for module in demo.PIPELINE}
 
 
 def parser() -> argparse.ArgumentParser:

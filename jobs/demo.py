@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jobs import demo_sources, ingest, normalize
+from jobs import demo_sources, embed, ingest, normalize
 from jobs.runtime.session import get_session
 from jobs.runtime.stage import add_config_flags, config_from_args
 from jobs.runtime.gate import quality_report
@@ -14,7 +14,7 @@ from jobs.runtime.tables import Lake, describe_tables
 from jobs.runtime.tracking import ui_command
 from udfs.readers import local_path
 
-PIPELINE = (ingest, normalize)
+PIPELINE = (ingest, normalize, embed)  # every stage, in the order the demo runs them
 
 
 def example_queries(lake: Lake) -> list[tuple[str, str]]:

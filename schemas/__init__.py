@@ -1,7 +1,15 @@
 """Table contracts: one module per table with its StructType, keys, partitioning and version."""
 
 from schemas.contract import TableContract
-from schemas import bronze_records, ingested_files, silver_images, silver_rejects, silver_samples, validations
+from schemas import (
+    bronze_records,
+    image_embeddings,
+    ingested_files,
+    silver_images,
+    silver_rejects,
+    silver_samples,
+    validations,
+)
 
 ALL_TABLES: tuple[TableContract, ...] = (
     bronze_records.CONTRACT,
@@ -9,6 +17,7 @@ ALL_TABLES: tuple[TableContract, ...] = (
     silver_samples.CONTRACT,
     silver_images.CONTRACT,
     silver_rejects.CONTRACT,
+    image_embeddings.CONTRACT,
     validations.CONTRACT,
 )
 

@@ -26,6 +26,8 @@ REASON_CODES: dict[str, str] = {
     "empty_text": "no turns, or a turn whose user or assistant text is empty",
     "text_too_long": "more characters than normalize.text.max_chars",
     "repeated_text": "a word sequence or line repeated over most of a text",
+    # embed
+    "embedding_failed": "the model could not embed this image (detail says why); `file` holds the image_id",
 }
 
 KEYS = ("stage", "source", "file", "row_index")
@@ -45,7 +47,7 @@ SCHEMA = StructType(
     ]
 )
 
-STAGES = ("ingest", "normalize")
+STAGES = ("ingest", "normalize", "embed")
 
 
 def expectations(inputs: SuiteInputs) -> list:

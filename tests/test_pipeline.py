@@ -6,7 +6,7 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from jobs import demo_sources, ingest, normalize
+from jobs import demo_sources, embed, ingest, normalize
 from schemas import ALL_TABLES, bronze_records
 
 pytestmark = pytest.mark.usefixtures("spark")
@@ -25,8 +25,8 @@ def snapshot(lake):
 @pytest.fixture(scope="module")
 def demo_lake(make_lake):
     lake = make_lake("e2e_")
-    assert ingest.main(lake.flags()) == 0
-    assert normalize.main(lake.flags()) == 0
+    for stage in (ingest, normalize, embed):
+        assert stage.main(lake.flags()) == 0
     return lake
 
 
@@ -83,6 +83,16 @@ def test_silver_keys_are_unique_and_refs_resolve(demo_lake):
     assert shared >= 9  # photos that all four demo formats carry are stored once
 
 
+def test_every_image_has_one_unit_vector(demo_lake):
+    images = demo_lake.table("silver", "images")
+    vectors = demo_lake.table("silver", "image_embeddings")
+    assert vectors.count() == images.count()
+    assert vectors.join(images, "image_id", "left_anti").count() == 0
+    row = vectors.agg(F.min("dim").alias("lo"), F.max("dim").alias("hi"), F.countDistinct("model_id").alias("models")).first()
+    assert (row.lo, row.hi, row.models) == (512, 512, 1)
+    assert vectors.first().model_id == "sscd:onnx-288"
+
+
 def test_prompt_cleanup_is_recorded(demo_lake):
     row = demo_lake.table("silver", "samples").where(F.col("source_key") == "cleaned").first()
     assert row.turns[0].user == "Who is in this photo?" and row.prompt_edits == ["Answer directly."]
@@ -90,8 +100,8 @@ def test_prompt_cleanup_is_recorded(demo_lake):
 
 def test_second_run_changes_nothing(demo_lake):
     before = snapshot(demo_lake)
-    assert ingest.main(demo_lake.flags()) == 0
-    assert normalize.main(demo_lake.flags()) == 0
+    for stage in (ingest, normalize, embed):
+        assert stage.main(demo_lake.flags()) == 0
     assert snapshot(demo_lake) == before
 
 
@@ -106,8 +116,8 @@ def test_a_new_source_is_processed_alone(demo_lake, demo_root, tmp_path):
     old_runs = {r.run_id for r in bronze.select("run_id").distinct().collect()}
     images_before = demo_lake.table("silver", "images").count()
     flags = [*demo_lake.flags(), "--conf", str(conf)]
-    assert ingest.main(flags) == 0
-    assert normalize.main(flags) == 0
+    for stage in (ingest, normalize, embed):
+        assert stage.main(flags) == 0
 
     bronze = demo_lake.table("bronze", "records")  # a view binds its version when read: read it again
     new_rows = bronze.where(~F.col("run_id").isin(list(old_runs)))
@@ -121,3 +131,4 @@ def test_a_new_source_is_processed_alone(demo_lake, demo_root, tmp_path):
     assert demo_lake.table("silver", "images").count() == images_before
     refs = demo_lake.table("silver", "images").select(F.explode("source_refs").alias("r")).where(F.col("r.source") == "demo_more")
     assert refs.count() == 18
+    assert demo_lake.table("silver", "image_embeddings").count() == images_before  # nothing new to embed

@@ -178,8 +178,11 @@ class SparkConf(StrictModel):
     managed: bool = Field(description="the platform owns the session (Databricks, Dataproc); finelake adds nothing")
     master: str | None = None
     conf: dict[str, str] = {}
+    cluster_conf: dict[str, str] = Field(
+        default={}, description="what a managed cluster must be created with; checked (not set) at start"
+    )
 
-    @field_validator("conf", mode="before")
+    @field_validator("conf", "cluster_conf", mode="before")
     @classmethod
     def _flat_strings(cls, value: Any) -> Any:
         """Spark keys contain dots, so `--set spark.conf.spark.a.b=1` arrives nested; flatten it back."""
@@ -225,6 +228,18 @@ class NormalizeConf(StrictModel):
     image_partitions: int = Field(default=0, ge=0, description="tasks for decoding images; 0 = 4 x default parallelism")
 
 
+class EmbedConf(StrictModel):
+    backend: Literal["onnx", "torchscript"] = "onnx"
+    model: str = Field(default="sscd", description="onnx: sscd | sscd_distilled; torchscript: a label")
+    torchscript_path: str | None = Field(default=None, description="the SSCD TorchScript file (backend torchscript)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    fp16: bool = True
+    batch_size: int = Field(default=32, gt=0)
+    threads: int = Field(default=1, gt=0, description="intra-op threads per Python worker")
+    image_size: int = Field(default=288, gt=0)
+    partitions: int = Field(default=0, ge=0, description="embedding tasks; 0 = 4 x default parallelism")
+
+
 class MlflowConf(StrictModel):
     tracking_uri: str = Field(description="sqlite:///... locally, `databricks`, or an MLflow server URL")
     artifact_location: str | None = Field(default=None, description="for a new experiment; None = the server's default")
@@ -239,6 +254,7 @@ class Config(StrictModel):
     mlflow: MlflowConf
     ingest: IngestConf
     normalize: NormalizeConf = NormalizeConf()
+    embed: EmbedConf = EmbedConf()
     sources: dict[str, SourceConfig] = {}
 
     def selected_sources(self) -> list[SourceConfig]:

@@ -68,10 +68,14 @@ class GateFailure(RuntimeError):
 
 @dataclass(frozen=True)
 class Conservation:
-    """A stage's rows in per source, to be matched by its kept rows (in the gated table) plus rejects."""
+    """A stage's rows in per source, to be matched by its kept rows (in the gated table) plus rejects.
+
+    `column` is the gated table's column that rejects call `source` (the model for embeddings).
+    """
 
     stage: str
     rows_in: dict[str, int]
+    column: str = "source"
 
 
 class QualityGate:
@@ -162,7 +166,11 @@ class QualityGate:
     def _conservation_frame(self, table: DataFrame, conservation: Conservation) -> DataFrame:
         spark = self.lake.spark
         rows_in = spark.createDataFrame(list(conservation.rows_in.items()), "source string, rows_in long")
-        kept = table.where(F.col("run_id") == self.run_id).groupBy("source").agg(F.count(F.lit(1)).alias("kept"))
+        kept = (
+            table.where(F.col("run_id") == self.run_id)
+            .groupBy(F.col(conservation.column).alias("source"))
+            .agg(F.count(F.lit(1)).alias("kept"))
+        )
         rejects = self.lake.read_version(silver_rejects.CONTRACT, self.lake.published_version(silver_rejects.CONTRACT))
         rejected = (
             rejects.where((F.col("run_id") == self.run_id) & (F.col("stage") == conservation.stage))

@@ -25,10 +25,13 @@ def get_session(config: Config) -> SparkSession:
     """
     active = SparkSession.getActiveSession()
     if active is not None:
+        check_cluster_conf(active, config)
         return active
     builder = SparkSession.builder.appName("finelake")
     if config.spark.managed:
-        return builder.getOrCreate()
+        session = builder.getOrCreate()
+        check_cluster_conf(session, config)
+        return session
     # Python workers must run the interpreter that has finelake installed, not whatever `python3` is.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     lake = local_path(config.paths.lake)
@@ -44,3 +47,15 @@ def get_session(config: Config) -> SparkSession:
     session = configure_spark_with_delta_pip(builder).getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def check_cluster_conf(session: SparkSession, config: Config) -> None:
+    """Warn about cluster settings (GPU scheduling, Delta) the platform session lacks; never change them."""
+    differing = {
+        key: session.conf.get(key, None)
+        for key, wanted in config.spark.cluster_conf.items()
+        if session.conf.get(key, None) != wanted
+    }
+    for key, found in differing.items():
+        log.warning("cluster setting %s is %r, config expects %r (set it when creating the cluster)",
+                    key, found, config.spark.cluster_conf[key])

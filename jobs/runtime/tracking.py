@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import importlib.metadata
 import logging
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ class Tracker:
                 values[f"rejected.{reason}"] = values.get(f"rejected.{reason}", 0) + n
         for write in report.writes:
             values[f"output_rows.{write.table}"] = write.inserted
-        metrics = [Metric(key, float(value), 0, 0) for key, value in values.items()]
+        metrics = [Metric(re.sub(r"[^\w\-. :/]", "_", key), float(value), 0, 0) for key, value in values.items()]
         self._client.log_batch(self.mlflow_run_id, metrics=metrics)
         from matplotlib import pyplot
 
