@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jobs import demo_sources, embed, ingest, normalize
+from jobs import decontaminate, dedup, demo_sources, embed, ingest, normalize
 from jobs.runtime.session import get_session
 from jobs.runtime.stage import add_config_flags, config_from_args
 from jobs.runtime.gate import quality_report
@@ -14,11 +14,12 @@ from jobs.runtime.tables import Lake, describe_tables
 from jobs.runtime.tracking import ui_command
 from udfs.readers import local_path
 
-PIPELINE = (ingest, normalize, embed)  # every stage, in the order the demo runs them
+PIPELINE = (ingest, normalize, embed, dedup, decontaminate)  # every stage, in the order the demo runs them
 
 
 def example_queries(lake: Lake) -> list[tuple[str, str]]:
     samples, images, rejects = (lake.schema_name("silver") + t for t in (".samples", ".images", ".rejects"))
+    groups, flags = (lake.schema_name("gold") + t for t in (".duplicate_groups", ".contamination"))
     return [
         (
             "Samples, images and turns per source",
@@ -36,6 +37,17 @@ def example_queries(lake: Lake) -> list[tuple[str, str]]:
             f"array_sort(array_distinct(transform(source_refs, r -> r.source))) AS sources FROM {images} "
             f"WHERE size(array_distinct(transform(source_refs, r -> r.source))) > 1 ORDER BY refs DESC, image LIMIT 5",
         ),
+        (
+            "A near-duplicate group: its samples, and the one the keep policy keeps",
+            f"SELECT g.group_id, g.source, s.source_key, g.is_representative, substr(s.turns[0].user, 1, 40) AS question "
+            f"FROM {groups} g JOIN {samples} s USING (sample_id) WHERE g.group_id = (SELECT group_id FROM {groups} "
+            f"WHERE group_size > 1 ORDER BY group_size DESC, group_id LIMIT 1) ORDER BY g.is_representative DESC, s.source_key",
+        ),
+        (
+            "Samples flagged as benchmark contamination (flags, not deletions)",
+            f"SELECT c.benchmark, c.item_id, c.kind, round(c.similarity, 3) AS similarity, c.source, s.source_key, c.evidence "
+            f"FROM {flags} c JOIN {samples} s USING (sample_id) ORDER BY c.benchmark, c.kind, c.item_id, s.source_key LIMIT 12",
+        ),
     ]
 
 
@@ -52,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if root is None:
         print("finelake demo: paths.demo_sources must be a local folder", file=sys.stderr)
         return 2
-    if args.rebuild or not (Path(root) / "EXPECTED.json").exists():
+    if args.rebuild or not all((Path(root) / part).exists() for part in ("EXPECTED.json", "benchmark")):
         expected = demo_sources.build(Path(root))
         bad = sum(1 for e in expected if e.reason)
         print(f"demo sources written to {root}: {len(expected)} records in 4 formats, {bad} of them bad on purpose")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
+from PIL import Image, ImageEnhance
 
 # (package, path inside the package, what the photo shows)
 PHOTOS: list[tuple[str, str, str]] = [
@@ -170,6 +170,7 @@ def build(root: Path) -> list[Expected]:
     expected += _llava(root / "llava", photos)
     expected += _webdataset(root / "webdataset", photos)
     expected += _cauldron(root / "cauldron", photos)
+    _benchmark(root / "benchmark", photos)
     (root / "EXPECTED.json").write_text(json.dumps([e.__dict__ for e in expected], indent=1))
     return expected
 
@@ -243,29 +244,52 @@ def _llava(folder: Path, photos: list[Photo]) -> list[Expected]:
     add("unknown-role", first, [{"from": "narrator", "value": "Once upon a time"}], "malformed_record")
     add("no-image", None, [{"from": "human", "value": "What is two plus two?"}, {"from": "gpt", "value": "Four."}], "no_image")
     add("cleaned", first, chat(("Who is in this photo? Answer directly.", "Eileen Collins.")), None)
+    add("bench-question", first, chat((BENCHMARK_LEAKS["text"][1], "Four of them.")), None)
     records.append({"id": "llava-coffee", "image": "images/coffee.png", "conversations": chat(("Duplicate id.", "Yes."))})
     expected.append(Expected(source, "llava-coffee", "duplicate_key", stage="ingest"))
     (folder / "llava_demo.json").write_text(json.dumps(records, indent=1))
     return expected
 
 
+NEAR_COPIES = {
+    # name: (photo, what was done to it): a second copy of a photo demo_hf_vqa already asks about,
+    # with the same question, so dedup groups the pair (HoneyPipe: image and instruction collide)
+    "near-chelsea": ("chelsea", lambda im: im.resize((im.width * 4 // 5, im.height * 4 // 5))),
+    "near-coffee": ("coffee", lambda im: ImageEnhance.Brightness(im).enhance(1.15)),
+}
+
+
+def near_copy(photo: Photo, change) -> bytes:
+    buffer = io.BytesIO()
+    change(Image.open(io.BytesIO(photo.data)).convert("RGB")).save(buffer, format="JPEG", quality=75)
+    return buffer.getvalue()
+
+
 def _webdataset(folder: Path, photos: list[Photo]) -> list[Expected]:
-    """WebDataset: tar shards of <key>.jpg/png + <key>.json members; one shard is corrupt."""
+    """WebDataset: tar shards of <key>.jpg/png + <key>.json members; one shard is corrupt, and the
+    second carries near-copies of two photos (see NEAR_COPIES) for dedup to find."""
     folder.mkdir(parents=True)
     source, expected = "demo_webdataset", []
+    by_name = {p.name: p for p in photos}
     shards = [photos[: len(photos) // 2], photos[len(photos) // 2 :]]
     for number, shard in enumerate(shards):
         path = folder / f"shard-{number:05d}.tar"
+        members = []
+        for photo in shard:
+            extension = "jpg" if photo.data[:2] == b"\xff\xd8" else "png"
+            question, answer = questions(photo)[2]
+            members.append((photo.name, extension, photo.data, {"question": question, "answer": answer, "caption": photo.caption}))
+        if number == 1:
+            for name, (original, change) in NEAR_COPIES.items():
+                question, answer = questions(by_name[original])[0]
+                members.append((name, "jpg", near_copy(by_name[original], change), {"question": question, "answer": answer}))
         with tarfile.open(path, "w") as archive:
-            for photo in shard:
-                extension = "jpg" if photo.data[:2] == b"\xff\xd8" else "png"
-                question, answer = questions(photo)[2]
-                payload = {"question": question, "answer": answer, "caption": photo.caption}
-                for member, data in ((f"{photo.name}.{extension}", photo.data), (f"{photo.name}.json", json.dumps(payload).encode())):
+            for key, extension, data, payload in members:
+                for member, content in ((f"{key}.{extension}", data), (f"{key}.json", json.dumps(payload).encode())):
                     info = tarfile.TarInfo(member)
-                    info.size = len(data)
-                    archive.addfile(info, io.BytesIO(data))
-                expected.append(Expected(source, f"{path.name}/{photo.name}", None))
+                    info.size = len(content)
+                    archive.addfile(info, io.BytesIO(content))
+                expected.append(Expected(source, f"{path.name}/{key}", None))
     (folder / "shard-00002.tar").write_bytes(b"this shard was cut off during upload" * 10)
     expected.append(Expected(source, "shard-00002.tar", "unreadable_file", stage="ingest"))
     return expected
@@ -290,3 +314,52 @@ def _cauldron(folder: Path, photos: list[Photo]) -> list[Expected]:
     expected.append(Expected(source, f"part-0.parquet:{len(rows) - 1}", "empty_text"))
     pq.write_table(pa.Table.from_pylist(rows), folder / "part-0.parquet")
     return expected
+
+
+# ---------------------------------------------------------------- a benchmark to decontaminate against
+
+BENCHMARK_LEAKS = {
+    # kind: (benchmark item, what leaks): the image is a recompressed, shrunken rocket photo that
+    # training sources hold; the question is asked word for word by the llava sample `bench-question`.
+    "image": ("rocket-launch", "rocket"),
+    "text": ("coins-count", "Counting only the coins in the top row of this chart, how many of them are older than the coin in the middle?"),
+}
+
+
+def chart(values: list[float], title: str) -> bytes:
+    """A rendered bar chart: benchmark-like images that no training source contains."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(4, 3), dpi=80)
+    axes.bar([f"Q{i + 1}" for i in range(len(values))], values, color="#4c72b0")
+    axes.set_title(title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    pyplot.close(figure)
+    return buffer.getvalue()
+
+
+def _benchmark(folder: Path, photos: list[Photo]) -> None:
+    """A three-item benchmark in LLaVA JSON: one image leak, one question leak, one clean item."""
+    images = folder / "images"
+    images.mkdir(parents=True)
+    by_name = {p.name: p for p in photos}
+    item, photo = BENCHMARK_LEAKS["image"]
+    (images / f"{item}.jpg").write_bytes(near_copy(by_name[photo], lambda im: im.resize((im.width * 9 // 10, im.height * 9 // 10))))
+    coins_item, coins_question = BENCHMARK_LEAKS["text"]
+    (images / f"{coins_item}.png").write_bytes(chart([3, 5, 2, 4], "Coins by row"))
+    (images / "sales-trend.png").write_bytes(chart([10, 12, 9, 15], "Quarterly sales"))
+    items = [
+        (item, f"{item}.jpg", "What is about to happen to the vehicle in this photo, judging by its surroundings?", "It will launch."),
+        (coins_item, f"{coins_item}.png", coins_question, "2"),
+        ("sales-trend", "sales-trend.png", "In which quarter were sales highest, and by how much did they exceed the first quarter?", "Q4, by 5."),
+    ]
+    records = [
+        {"id": key, "image": f"images/{image}",
+         "conversations": [{"from": "human", "value": f"<image>\n{question}"}, {"from": "gpt", "value": answer}]}
+        for key, image, question, answer in items
+    ]
+    (folder / "benchmark.json").write_text(json.dumps(records, indent=1))

@@ -3,28 +3,31 @@
 The model runs in an iterator pandas UDF: each Python worker builds the backend once
 (udfs.embedding.backend_for) and streams Arrow batches through it. On GPU clusters the
 torchscript backend runs on CUDA in fp16; give each task a GPU share with Spark's resource
-scheduling (see conf/databricks.yaml, conf/dataproc.yaml).
+scheduling (see conf/databricks.yaml, conf/dataproc.yaml). A run that adds vectors also logs
+the diversity of each source's embeddings (udfs.diversity) to MLflow.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, FloatType
 
 from jobs.ingest import reject_rows, write_rejects
 from jobs.runtime.config import Config
 from jobs.runtime.gate import Conservation
 from jobs.runtime.stage import JobContext, StageReport, run_job, tally
 from schemas import image_embeddings, silver_images
+from udfs.diversity import MEASURE_SCHEMA, PARTIAL_SCHEMA, measure, partial_sums
 from udfs.embedding import EmbeddingSettings, embed_series
 
 STAGE = "embed"
 DESCRIPTION = "Embed every image of silver.images that has no vector for the configured model."
+log = logging.getLogger("finelake")
 
 
 def embedding_settings(config: Config) -> EmbeddingSettings:
@@ -47,6 +50,29 @@ def embed(images: DataFrame, settings: EmbeddingSettings, partitions: int) -> Da
         "image_id", F.pandas_udf(vectors, result_type)(F.col("bytes")).alias("out")
     )
     return embedded.select("image_id", F.lit(settings.model_id).alias("model_id"), "out.vector", "out.error")
+
+
+def diversity(vectors: DataFrame, images: DataFrame, partitions: int) -> DataFrame:
+    """(label, n, effective_rank, participation_ratio) per source and over all images ("all").
+
+    Workers reduce their vectors to per-label sums; only `partitions` partial sums per label
+    (each dim x dim) meet in one task, which takes the eigenvalues.
+    """
+    sources = images.select("image_id", F.explode(F.array_distinct(F.transform("source_refs", lambda r: r["source"])))
+                            .alias("label"))
+    labelled = vectors.join(sources, "image_id").select("label", "vector").unionByName(
+        vectors.select(F.lit("all").alias("label"), "vector"))
+    partials = labelled.repartition(partitions).mapInPandas(
+        lambda batches: (partial_sums(batch) for batch in batches), PARTIAL_SCHEMA)
+    return partials.groupBy("label").applyInPandas(measure, MEASURE_SCHEMA)
+
+
+def log_diversity(report: StageReport, vectors: DataFrame, images: DataFrame, partitions: int) -> None:
+    for row in diversity(vectors, images, partitions).collect():
+        report.metrics[f"diversity.effective_rank.{row['label']}"] = row["effective_rank"]
+        report.metrics[f"diversity.participation_ratio.{row['label']}"] = row["participation_ratio"]
+        log.info("diversity of %s (%d images): effective rank %.1f, participation ratio %.1f",
+                 row["label"], row["n"], row["effective_rank"], row["participation_ratio"])
 
 
 def run(context: JobContext, report: StageReport) -> None:
@@ -79,6 +105,10 @@ def run(context: JobContext, report: StageReport) -> None:
         report.writes.append(write)
         report.expect_equal("vectors inserted vs images embedded", sum(c.kept for c in report.counts.values()),
                             write.inserted)
+        if write.changed:
+            log_diversity(report, lake.read_version(image_embeddings.CONTRACT, write.version)
+                          .where(F.col("model_id") == settings.model_id), lake.read(silver_images.CONTRACT),
+                          context.spark.sparkContext.defaultParallelism)
     finally:
         results.unpersist()
 

@@ -2,8 +2,14 @@
 
 from schemas.contract import TableContract
 from schemas import (
+    benchmark_images,
+    benchmark_items,
     bronze_records,
+    contamination,
+    duplicate_groups,
+    duplicate_pairs,
     image_embeddings,
+    image_hashes,
     ingested_files,
     silver_images,
     silver_rejects,
@@ -18,6 +24,12 @@ ALL_TABLES: tuple[TableContract, ...] = (
     silver_images.CONTRACT,
     silver_rejects.CONTRACT,
     image_embeddings.CONTRACT,
+    image_hashes.CONTRACT,
+    duplicate_pairs.CONTRACT,
+    duplicate_groups.CONTRACT,
+    benchmark_items.CONTRACT,
+    benchmark_images.CONTRACT,
+    contamination.CONTRACT,
     validations.CONTRACT,
 )
 

@@ -15,6 +15,10 @@ class SuiteInputs:
     run_id: str
     max_side: int
     max_chars: int
+    phash_radius: int = 0  # dedup thresholds: every pair found must be at least this close
+    sscd_tau: float = 1.0
+    text_jaccard: float = 1.0
+    text_overlap: float = 1.0  # decontamination: share of a benchmark question's n-grams
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ SCHEMA = StructType(
     ]
 )
 
-STAGES = ("ingest", "normalize", "embed")
+STAGES = ("ingest", "normalize", "embed", "dedup", "decontaminate")
 
 
 def expectations(inputs: SuiteInputs) -> list:

@@ -1,12 +1,16 @@
 """ingest + normalize end to end on the demo sources: reason codes, conservation, idempotency, increments."""
 
+import json
 import shutil
+from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
+from matplotlib import pyplot
 from pyspark.sql import functions as F
 
-from jobs import demo_sources, embed, ingest, normalize
+from jobs import demo_sources
+from jobs.demo import PIPELINE
 from schemas import ALL_TABLES, bronze_records
 
 pytestmark = pytest.mark.usefixtures("spark")
@@ -25,7 +29,7 @@ def snapshot(lake):
 @pytest.fixture(scope="module")
 def demo_lake(make_lake):
     lake = make_lake("e2e_")
-    for stage in (ingest, normalize, embed):
+    for stage in PIPELINE:
         assert stage.main(lake.flags()) == 0
     return lake
 
@@ -93,6 +97,69 @@ def test_every_image_has_one_unit_vector(demo_lake):
     assert vectors.first().model_id == "sscd:onnx-288"
 
 
+def test_planted_near_copies_are_grouped_with_their_originals(demo_lake):
+    groups = demo_lake.table("gold", "duplicate_groups")
+    samples = demo_lake.table("silver", "samples").select("sample_id", "source_key")
+    for copy, (original, _) in demo_sources.NEAR_COPIES.items():
+        copy_key, original_key = f"shard-00001.tar/{copy}", f"{original}-0"
+        rows = groups.join(samples, "sample_id").where(F.col("source_key").isin(copy_key, original_key)).collect()
+        assert len(rows) == 2 and rows[0].group_id == rows[1].group_id and rows[0].group_size == 2
+        assert sum(r.is_representative for r in rows) == 1
+    pairs = demo_lake.table("gold", "duplicate_pairs")
+    assert {r.kind for r in pairs.select("kind").distinct().collect()} >= {"phash", "sscd"}
+    # every sample is in exactly one group, and the groups' representatives are members
+    assert groups.count() == demo_lake.table("silver", "samples").count()
+    assert groups.where("is_representative").count() == groups.select("group_id").distinct().count()
+
+
+def test_demo_benchmark_leaks_are_flagged_and_nothing_else(demo_lake):
+    samples = demo_lake.table("silver", "samples")
+    flags = demo_lake.table("gold", "contamination").join(samples.select("sample_id", "source_key"), "sample_id")
+    found = {(r.item_id, r.kind, r.source_key) for r in flags.collect()}
+    image_item, photo = demo_sources.BENCHMARK_LEAKS["image"]
+    text_item, _ = demo_sources.BENCHMARK_LEAKS["text"]
+    photo_id = samples.where(F.col("source_key") == f"llava-{photo}").first().image_ids[0]
+    with_photo = {r.source_key for r in samples.where(F.array_contains("image_ids", photo_id)).collect()}
+    assert len(with_photo) >= 4  # every demo format carries the photo
+    assert found == {(image_item, "image", key) for key in with_photo} | {(text_item, "text", "bench-question")}
+    assert {r.benchmark for r in flags.select("benchmark").distinct().collect()} == {"demo_bench"}
+
+
+def test_stage_reports_carry_contamination_rates_and_diversity(demo_lake):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=demo_lake.config.mlflow.tracking_uri)
+    experiment = client.get_experiment_by_name(demo_lake.config.mlflow.experiment)
+
+    def first_run(stage):
+        return client.search_runs(
+            [experiment.experiment_id], f"tags.`finelake.stage` = '{stage}' and params.schema_prefix = 'e2e_'",
+            order_by=["attributes.start_time ASC"],
+        )[0]
+
+    contamination_metrics = first_run("decontaminate").data.metrics
+    total = demo_lake.table("silver", "samples").count()
+    flagged = demo_lake.table("gold", "contamination").select("sample_id").distinct().count()
+    assert contamination_metrics["contamination_rate.demo_bench"] == pytest.approx(flagged / total)
+    assert contamination_metrics["benchmark_items_leaked.demo_bench"] == pytest.approx(2 / 3)
+    diversity = first_run("embed").data.metrics
+    assert 1 < diversity["diversity.effective_rank.all"] < 512
+    assert {f"diversity.participation_ratio.{s}" for s in ("demo_llava", "demo_hf_vqa")} <= set(diversity)
+
+
+def test_notebook_runs_on_the_demo_lake(demo_lake, monkeypatch):
+    notebook = json.loads((Path(__file__).parents[1] / "notebooks" / "dedup_and_contamination.ipynb").read_text())
+    monkeypatch.setenv("FINELAKE_SET", ";".join(demo_lake.overrides))
+    namespace: dict = {}
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), "notebook", "exec"), namespace)
+    assert len(namespace["largest"]) >= 2 and namespace["largest"].is_representative.sum() == 1
+    assert set(namespace["rates"].kind) == {"image", "text"}
+    assert "diversity.effective_rank.all" in namespace["diversity"]
+    pyplot.close("all")
+
+
 def test_prompt_cleanup_is_recorded(demo_lake):
     row = demo_lake.table("silver", "samples").where(F.col("source_key") == "cleaned").first()
     assert row.turns[0].user == "Who is in this photo?" and row.prompt_edits == ["Answer directly."]
@@ -100,7 +167,7 @@ def test_prompt_cleanup_is_recorded(demo_lake):
 
 def test_second_run_changes_nothing(demo_lake):
     before = snapshot(demo_lake)
-    for stage in (ingest, normalize, embed):
+    for stage in PIPELINE:
         assert stage.main(demo_lake.flags()) == 0
     assert snapshot(demo_lake) == before
 
@@ -116,7 +183,7 @@ def test_a_new_source_is_processed_alone(demo_lake, demo_root, tmp_path):
     old_runs = {r.run_id for r in bronze.select("run_id").distinct().collect()}
     images_before = demo_lake.table("silver", "images").count()
     flags = [*demo_lake.flags(), "--conf", str(conf)]
-    for stage in (ingest, normalize, embed):
+    for stage in PIPELINE:
         assert stage.main(flags) == 0
 
     bronze = demo_lake.table("bronze", "records")  # a view binds its version when read: read it again

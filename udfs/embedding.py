@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from udfs.signatures import trim_uniform_border
+
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
@@ -33,11 +35,12 @@ class EmbeddingSettings:
     batch_size: int
     threads: int
     image_size: int
+    trim_borders: bool = False  # preprocessing: uniform borders removed before the resize
 
     @property
     def model_id(self) -> str:
-        """Names the embedding space: vectors of different model ids are never compared."""
-        return f"{self.model}:{self.backend}-{self.image_size}"
+        """Names the embedding space (model and preprocessing): vectors of different model ids are never compared."""
+        return f"{self.model}:{self.backend}-{self.image_size}" + ("-trim" if self.trim_borders else "")
 
 
 class EmbeddingBackend(Protocol):
@@ -45,12 +48,14 @@ class EmbeddingBackend(Protocol):
         """(n, size, size, 3) uint8 -> (n, dim) float32, not yet normalised."""
 
 
-def pixels(images: list[bytes], size: int) -> np.ndarray:
-    """The preprocessing contract: decode, RGB, resize to size x size, uint8 NHWC."""
+def pixels(images: list[bytes], size: int, trim: bool = False) -> np.ndarray:
+    """The preprocessing contract: decode, RGB, (trim uniform borders,) resize to size x size, uint8 NHWC."""
     batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
     for i, data in enumerate(images):
         with Image.open(io.BytesIO(data)) as image:
-            batch[i] = np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
+            rgb = image.convert("RGB")
+            rgb = trim_uniform_border(rgb) if trim else rgb
+            batch[i] = np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR))
     return batch
 
 
@@ -121,7 +126,7 @@ def embed_images(images: list[bytes], settings: EmbeddingSettings) -> np.ndarray
     """Unit vectors for `images`, computed in batches of settings.batch_size."""
     model = backend_for(settings)
     parts = [
-        model.embed(pixels(images[start : start + settings.batch_size], settings.image_size))
+        model.embed(pixels(images[start : start + settings.batch_size], settings.image_size, settings.trim_borders))
         for start in range(0, len(images), settings.batch_size)
     ]
     return l2_normalized(np.concatenate(parts)) if parts else np.empty((0, 0), dtype=np.float32)

@@ -240,6 +240,32 @@ class EmbedConf(StrictModel):
     partitions: int = Field(default=0, ge=0, description="embedding tasks; 0 = 4 x default parallelism")
 
 
+class DedupConf(StrictModel):
+    rule: Literal["image", "text", "image_and_text"] = Field(
+        default="image_and_text", description="what makes two samples duplicates (image_and_text: HoneyPipe's rule)"
+    )
+    phash_radius: int = Field(default=6, ge=0, le=20, description="pHash Hamming distance for near-duplicate images")
+    sscd_tau: float = Field(default=0.95, gt=0, le=1, description="SSCD cosine similarity for near-duplicate images")
+    sscd_buckets: int = Field(default=0, ge=0, description="k-means buckets for SSCD search; 0 = sqrt(vectors)")
+    sscd_probes: int = Field(default=2, ge=1, description="buckets each vector joins (recall vs work)")
+    text_shingle_words: int = Field(default=3, ge=1)
+    text_jaccard: float = Field(default=0.8, gt=0, le=1, description="MinHash Jaccard similarity for near-duplicate texts")
+    minhash_tables: int = Field(default=8, ge=1)
+    source_priority: list[str] = Field(default=[], description="keep policy: earlier sources win a group")
+
+
+class DecontaminateConf(StrictModel):
+    benchmarks: list[str] = Field(default=["demo_*"], description="benchmark names or fnmatch patterns from conf/benchmarks.yaml")
+    image_tau: float = Field(default=0.95, gt=0, le=1, description="SSCD cosine at which a training image leaks a benchmark image")
+    phash_radius: int = Field(default=6, ge=0, le=20, description="pHash Hamming distance at which an image leaks")
+    text_ngram: int = Field(default=13, ge=1, description="word n-grams shared with a benchmark question")
+    text_min_overlap: float = Field(
+        default=0.5, gt=0, le=1, description="share of a benchmark question's n-grams a sample must contain"
+    )
+    text_min_words: int = Field(default=8, ge=1, description="questions with fewer words are too generic to check")
+    partitions: int = Field(default=0, ge=0, description="tasks for the image search; 0 = 4 x default parallelism")
+
+
 class MlflowConf(StrictModel):
     tracking_uri: str = Field(description="sqlite:///... locally, `databricks`, or an MLflow server URL")
     artifact_location: str | None = Field(default=None, description="for a new experiment; None = the server's default")
@@ -255,7 +281,10 @@ class Config(StrictModel):
     ingest: IngestConf
     normalize: NormalizeConf = NormalizeConf()
     embed: EmbedConf = EmbedConf()
+    dedup: DedupConf = DedupConf()
+    decontaminate: DecontaminateConf = DecontaminateConf()
     sources: dict[str, SourceConfig] = {}
+    benchmarks: dict[str, SourceConfig] = {}
 
     def selected_sources(self) -> list[SourceConfig]:
         chosen: list[SourceConfig] = []
@@ -268,6 +297,10 @@ class Config(StrictModel):
                 )
             chosen += [s for s in hits if s not in chosen]
         return chosen
+
+    def selected_benchmarks(self) -> list[SourceConfig]:
+        return [b for name, b in sorted(self.benchmarks.items())
+                if any(fnmatch.fnmatchcase(name, p) for p in self.decontaminate.benchmarks)]
 
     def digest(self) -> str:
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -317,12 +350,40 @@ def load_config(env: str = "local", overrides: list[str] = (), conf_dir: Path | 
         except ValidationError as err:
             raise ConfigError(_describe(err, {(): source_files[name]})) from None
     merged["sources"] = source_dicts
+    merged["benchmarks"] = _benchmark_specs(conf_dir / "benchmarks.yaml", merged, source_dicts)
     try:
         config = Config.model_validate(merged)
     except ValidationError as err:
         raise ConfigError(_describe(err, origins)) from None
     config.selected_sources()
     return config
+
+
+def _benchmark_specs(path: Path, merged: dict, sources: dict[str, dict]) -> dict[str, dict]:
+    """conf/benchmarks.yaml: name -> a source spec, given inline or as `source: <a conf/sources name>`."""
+    if not path.is_file():
+        return {}
+    entries = _read_yaml(path).get("benchmarks") or {}
+    if not isinstance(entries, dict):
+        raise ConfigError(f"{path}: benchmarks: must map benchmark names to source specs")
+    specs = {}
+    for name, entry in entries.items():
+        where = f"{path}: benchmarks.{name}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: must be a mapping (a source spec, or `source: <name>`)")
+        if set(entry) == {"source"}:
+            if entry["source"] not in sources:
+                raise ConfigError(f"{where}.source: `{entry['source']}` is not a file in conf/sources "
+                                  f"(known: {', '.join(sorted(sources))})")
+            spec = {**copy.deepcopy(sources[entry["source"]]), "name": name}
+        else:
+            spec = _resolve_references({**copy.deepcopy(entry), "name": name}, merged, {(): str(path)})
+        try:
+            SourceConfig.model_validate(spec)
+        except ValidationError as err:
+            raise ConfigError(_describe(err, {(): where})) from None
+        specs[name] = spec
+    return specs
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

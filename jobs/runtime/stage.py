@@ -53,6 +53,8 @@ class StageReport:
     seconds: float = 0.0
     # plot name -> (axis label, bin width, {bin start: count}), computed in Spark, small by construction
     distributions: dict[str, tuple[str, int, dict[float, int]]] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # stage-specific figures for MLflow
+    bars: dict[str, tuple[str, dict[str, float]]] = field(default_factory=dict)  # plot name -> (axis label, {label: value})
 
     @property
     def balanced(self) -> bool:
@@ -143,7 +145,15 @@ def run_job(stage: str, description: str, run: Callable[[JobContext, StageReport
     lake = Lake(spark, config)
     tracker = Tracker(config, stage, run_id)
     tracker.start()
-    inputs = SuiteInputs(run_id=run_id, max_side=config.normalize.image.max_side, max_chars=config.normalize.text.max_chars)
+    inputs = SuiteInputs(
+        run_id=run_id,
+        max_side=config.normalize.image.max_side,
+        max_chars=config.normalize.text.max_chars,
+        phash_radius=config.dedup.phash_radius,
+        sscd_tau=config.dedup.sscd_tau,
+        text_jaccard=config.dedup.text_jaccard,
+        text_overlap=config.decontaminate.text_min_overlap,
+    )
     context = JobContext(spark, config, lake, run_id, QualityGate(lake, stage, run_id, inputs, tracker))
     report = StageReport(stage=stage, run_id=run_id)
     started = time.monotonic()

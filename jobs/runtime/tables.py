@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from jobs.runtime.config import Config
 from schemas import ALL_TABLES
@@ -140,11 +141,14 @@ class Lake:
         self.ensure(contract)
         name = self.name(contract)
         rows = rows.select(*contract.schema.fieldNames())
-        if rows.isEmpty():
-            return WriteResult(contract.logical_name, self.latest_version(contract), inserted=0, updated=0, changed=False)
         # Partition columns first so Delta prunes the files a MERGE has to read.
         match_columns = dict.fromkeys((*contract.partition_by, *contract.keys))
         on = " AND ".join(f"t.`{c}` = s.`{c}`" for c in match_columns)
+        # Delta commits a version even when a MERGE changes nothing: keep only new or changed rows.
+        unchanged = on if update_when is None else f"{on} AND NOT ({update_when})"
+        rows = rows.alias("s").join(self.spark.table(name).alias("t"), F.expr(unchanged), "left_anti")
+        if rows.isEmpty():
+            return WriteResult(contract.logical_name, self.latest_version(contract), inserted=0, updated=0, changed=False)
         merge = DeltaTable.forName(self.spark, name).alias("t").merge(rows.alias("s"), on)
         if update_when is not None:
             merge = merge.whenMatchedUpdate(condition=update_when, set=update_set)

@@ -105,6 +105,7 @@ class Tracker:
                 values[f"rejected.{reason}"] = values.get(f"rejected.{reason}", 0) + n
         for write in report.writes:
             values[f"output_rows.{write.table}"] = write.inserted
+        values.update(report.metrics)
         metrics = [Metric(re.sub(r"[^\w\-. :/]", "_", key), float(value), 0, 0) for key, value in values.items()]
         self._client.log_batch(self.mlflow_run_id, metrics=metrics)
         from matplotlib import pyplot
@@ -149,6 +150,15 @@ def plots(report: Any) -> dict[str, Any]:
         axes.set_title(f"{report.stage}: reject reasons")
         figure.tight_layout()
         figures["reject_reasons"] = figure
+    for name, (label, values) in report.bars.items():
+        if not values:
+            continue
+        figure, axes = pyplot.subplots(figsize=(7, 0.4 * len(values) + 1.5))
+        axes.barh(list(values), list(values.values()), color="#8172b3")
+        axes.set_xlabel(label)
+        axes.set_title(f"{report.stage}: {name.replace('_', ' ')}")
+        figure.tight_layout()
+        figures[name] = figure
     for name, (label, width, bins) in report.distributions.items():
         if not bins:
             continue

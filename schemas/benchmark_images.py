@@ -1,0 +1,44 @@
+"""bench.images: each distinct benchmark image's SSCD vector (same model as training) and pHash."""
+
+import great_expectations.expectations as gxe
+from pyspark.sql.types import ArrayType, FloatType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
+
+from schemas import image_embeddings, suites
+from schemas.contract import SuiteInputs, TableContract
+
+KEYS = ("image_id", "model_id")
+
+SCHEMA = StructType(
+    [
+        StructField("image_id", StringType(), False),  # content hash of the normalised image, as silver.images
+        StructField("model_id", StringType(), False),
+        StructField("dim", IntegerType(), False),
+        StructField("vector", ArrayType(FloatType(), True), False),
+        StructField("phash", LongType(), False),
+        StructField("loaded_at", TimestampType(), False),
+        StructField("run_id", StringType(), False),
+    ]
+)
+
+CHECKS = image_embeddings.CHECKS
+
+
+def expectations(inputs: SuiteInputs) -> list:
+    return [
+        *suites.required_columns(SCHEMA),
+        suites.unique_keys(KEYS),
+        gxe.ExpectColumnValuesToMatchRegex(column="image_id", regex=suites.HEX_64),
+        *suites.all_true(*CHECKS),
+    ]
+
+
+CONTRACT = TableContract(
+    layer="bench",
+    name="images",
+    schema=SCHEMA,
+    keys=KEYS,
+    partition_by=("model_id",),
+    description="Benchmark images: SSCD vector (unit length) and pHash, searched by decontamination.",
+    expectations=expectations,
+    checks=CHECKS,
+)

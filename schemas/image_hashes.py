@@ -1,0 +1,36 @@
+"""silver.image_hashes: the 64-bit perceptual hash of every image, for near-duplicate search."""
+
+import great_expectations.expectations as gxe
+from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
+
+from schemas import suites
+from schemas.contract import SuiteInputs, TableContract
+
+KEYS = ("image_id",)
+
+SCHEMA = StructType(
+    [
+        StructField("image_id", StringType(), False),
+        StructField("phash", LongType(), False),  # 64 bits as a signed bigint
+        StructField("hashed_at", TimestampType(), False),
+        StructField("run_id", StringType(), False),
+    ]
+)
+
+
+def expectations(inputs: SuiteInputs) -> list:
+    return [
+        *suites.required_columns(SCHEMA),
+        suites.unique_keys(KEYS),
+        gxe.ExpectColumnValuesToMatchRegex(column="image_id", regex=suites.HEX_64),
+    ]
+
+
+CONTRACT = TableContract(
+    layer="silver",
+    name="image_hashes",
+    schema=SCHEMA,
+    keys=KEYS,
+    description="pHash (64 bits) of every image of silver.images; an image with a hash has been through dedup.",
+    expectations=expectations,
+)
