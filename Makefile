@@ -18,6 +18,10 @@ test: install
 
 bench: install
 	$(PY) tests/bench/bench_normalize.py
+	$(PY) tests/bench/bench_embed.py
+	$(PY) tests/bench/bench_phash_lsh.py
+	$(PY) tests/bench/bench_sscd_search.py
+	$(PY) tests/bench/eval_dedup_quality.py
 
 install: $(INSTALLED)
 

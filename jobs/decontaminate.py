@@ -5,8 +5,10 @@ and embedded the same way into `bench.items` and `bench.images`; a benchmark is 
 the first run that selects it. Then every training sample is checked against every selected
 benchmark:
 - images: a FAISS index of the benchmark vectors is broadcast to the executors and every
-  training vector is range-searched at `image_tau`; benchmark pHashes are joined by the same
-  banded LSH as dedup, within `phash_radius`;
+  training vector is range-searched down to `image_band_low`; benchmark pHashes are joined by the
+  same banded LSH as dedup, within `phash_radius`. A hit at cosine >= `image_tau` is a leak; one
+  in the band below it, and (with `phash_verify`) a pHash hit, is a leak only when the pixel check
+  (udfs/verify.py: trimmed, aligned, compared tile by tile) agrees, as in dedup;
 - text: word n-grams (13 by default; a shorter question is one n-gram of its own length) of a
   sample's user turns against each benchmark item's; a sample is flagged for an item when it holds
   at least `text_min_overlap` of the item's n-grams.
@@ -26,13 +28,13 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.dedup import hash_images, phash_bands
+from jobs.dedup import checked_pairs, hash_images, phash_bands
 from jobs.embed import embed, embedding_settings
 from jobs.ingest import list_source_files, mark_duplicates, read_records, reject_rows, write_rejects
 from jobs.normalize import chat_rows, decode_partitions, image_policy, image_slots, image_verdicts, normalize_images, text_policy, verdicts
 from jobs.runtime.config import DecontaminateConf, SourceConfig
 from jobs.runtime.stage import JobContext, StageReport, run_job, tally
-from schemas import benchmark_images, benchmark_items, contamination, image_embeddings, image_hashes, silver_samples
+from schemas import benchmark_images, benchmark_items, contamination, image_embeddings, image_hashes, silver_images, silver_samples
 from udfs.signatures import shingles
 
 STAGE = "decontaminate"
@@ -79,10 +81,10 @@ def load_benchmarks(context: JobContext, report: StageReport, benchmarks: dict[s
         images = normalized.where(F.col("reason").isNull()).join(used, "image_id").select("image_id", "bytes").persist()
         settings = embedding_settings(config)
         partitions = config.embed.partitions or 4 * context.spark.sparkContext.defaultParallelism
-        vectors = embed(images, settings, partitions).join(hash_images(images), "image_id")
+        vectors = embed(images, settings, partitions).join(hash_images(images, config.dedup.trim_borders), "image_id")
         report.writes.append(context.gate.write(benchmark_images.CONTRACT, vectors.where(
-            F.col("error").isNull() & F.col("phash").isNotNull()).select(
-            "image_id", "model_id", F.size("vector").alias("dim"), "vector", "phash",
+            F.col("error").isNull() & F.col("phash").isNotNull()).join(images, "image_id").select(
+            "image_id", "model_id", F.size("vector").alias("dim"), "vector", "phash", "bytes",
             F.current_timestamp().alias("loaded_at"), F.lit(context.run_id).alias("run_id"),
         )))
         report.writes.append(context.gate.write(benchmark_items.CONTRACT, kept.select(
@@ -143,9 +145,23 @@ def phash_leaks(train: DataFrame, bench: DataFrame, radius: int) -> DataFrame:
     right = phash_bands(bench.select(F.col("image_id").alias("bench_image_id"), "phash"), radius).alias("r")
     joined = left.join(F.broadcast(right), ["band", "value"]).select(
         "image_id", "bench_image_id", F.bit_count(F.col("l.phash").bitwiseXOR(F.col("r.phash"))).alias("distance")
-    ).dropDuplicates(["image_id", "bench_image_id"]).where(F.col("distance") <= radius)
+    ).where(F.col("distance") <= radius).dropDuplicates(["image_id", "bench_image_id"])
     return joined.select("image_id", "bench_image_id", (1 - F.col("distance") / 64).alias("similarity"),
                          F.format_string("phash hamming=%d", "distance").alias("evidence"))
+
+
+def verified_leaks(pairs: DataFrame, train_images: DataFrame, bench_images: DataFrame,
+                   settings: DecontaminateConf) -> DataFrame:
+    """Certain leaks (SSCD >= image_tau; pHash unless phash_verify) as they are; the rest only when
+    the pixel check (dedup.checked_pairs) agrees, as dedup decides its uncertain pairs."""
+    kind = F.when(F.col("evidence").startswith("sscd"), "sscd").otherwise("phash")
+    uncertain = ((kind == "sscd") & (F.col("similarity") < settings.image_tau)) | (
+        (kind == "phash") & F.lit(settings.phash_verify))
+    as_pairs = pairs.where(uncertain).select(kind.alias("kind"), F.col("image_id").alias("left_id"),
+                                             F.col("bench_image_id").alias("right_id"), "similarity", "evidence")
+    checked = checked_pairs(as_pairs, train_images, settings.verify_min, right_images=bench_images).select(
+        F.col("left_id").alias("image_id"), F.col("right_id").alias("bench_image_id"), "similarity", "evidence")
+    return pairs.where(~uncertain).unionByName(checked)
 
 
 def image_hits(image_pairs: DataFrame, samples: DataFrame, items: DataFrame) -> DataFrame:
@@ -237,7 +253,9 @@ def run(context: JobContext, report: StageReport) -> None:
         pairs = phash_leaks(lake.read(image_hashes.CONTRACT), bench_images, settings.phash_radius)
         if not bench_images.isEmpty():
             train = lake.read(image_embeddings.CONTRACT).where(F.col("model_id") == model_id)
-            pairs = pairs.unionByName(sscd_leaks(train, bench_images, settings.image_tau, partitions))
+            band = min(settings.image_band_low, settings.image_tau)
+            pairs = pairs.unionByName(sscd_leaks(train, bench_images, band, partitions))
+        pairs = verified_leaks(pairs, lake.read(silver_images.CONTRACT), bench_images, settings)
         hits = image_hits(pairs, samples, items).unionByName(
             text_hits(samples, items, settings))
         found = hits.select(*HIT_COLUMNS, F.current_timestamp().alias("found_at"), F.lit(context.run_id).alias("run_id"))

@@ -9,6 +9,11 @@ Four kinds of evidence, none of them a deletion:
 - SSCD: cosine >= `sscd_tau` inside k-means buckets (each vector joins its `sscd_probes` nearest
   centroids), exact search in each bucket with FAISS. A pair whose vectors fall in disjoint
   buckets is missed: that is the recall traded for sub-quadratic work (see tests/bench).
+- pixel check (udfs/verify.py): SSCD pairs in the uncertain band [`sscd_band_low`, `sscd_tau`)
+  and, with `phash_verify`, pHash pairs are kept only when the two images, borders trimmed and
+  aligned, agree tile by tile (>= `verify_min`): crops, borders and captions get in, charts of
+  one template with different data stay out (tests/bench/eval_dedup_quality.py measures it).
+  With `trim_borders`, pHashes (and, embed.trim_borders, SSCD vectors) ignore uniform borders.
 Pairs become image groups and text groups by connected components computed in Spark; samples are
 grouped by `dedup.rule` and the keep policy marks one representative per group. Search is
 incremental: only pairs with at least one new image (no pHash yet) or new text are looked for.
@@ -44,11 +49,11 @@ PAIR_COLUMNS = ["kind", "left_id", "right_id", "similarity", "evidence"]
 # ---------------------------------------------------------------- signatures
 
 
-def hash_images(images: DataFrame) -> DataFrame:
-    """(image_id, phash) for images; phash null when the bytes do not decode."""
+def hash_images(images: DataFrame, trim: bool = True) -> DataFrame:
+    """(image_id, phash) for images; phash null when the bytes do not decode. `trim`: without uniform borders."""
 
     def hashes(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-        return phash_series(batches)
+        return phash_series(batches, trim)
 
     return images.select("image_id", F.pandas_udf(hashes, "long")(F.col("bytes")).alias("phash"))
 
@@ -81,15 +86,17 @@ def ordered_pair(kind: str, a, b, similarity, evidence) -> list:
 
 
 def phash_bands(hashes: DataFrame, radius: int) -> DataFrame:
-    """Each row once per band (`band`, `value`): hashes within `radius` bits share one of radius+1 bands."""
+    """Each row once per band (`band`, `value`): hashes within `radius` bits share one of radius+1 bands.
+
+    Bands are near-equal slices of the 64 bits: a narrow last band would have few values and put
+    most pairs of the table into one candidate bucket.
+    """
     bands = radius + 1
-    width = math.ceil(64 / bands)
-    mask = (1 << width) - 1
-    return hashes.select(
-        "*",
-        F.posexplode(F.array(*[F.shiftright("phash", b * width).bitwiseAND(F.lit(mask)) for b in range(bands)]))
-        .alias("band", "value"),
-    )
+    widths = [64 // bands + (1 if b < 64 % bands else 0) for b in range(bands)]
+    starts = [sum(widths[:b]) for b in range(bands)]
+    values = [F.shiftrightunsigned("phash", start).bitwiseAND(F.lit((1 << width) - 1))
+              for start, width in zip(starts, widths)]
+    return hashes.select("*", F.posexplode(F.array(*values)).alias("band", "value"))
 
 
 def phash_pairs(hashes: DataFrame, radius: int) -> DataFrame:
@@ -101,8 +108,8 @@ def phash_pairs(hashes: DataFrame, radius: int) -> DataFrame:
         .where((F.col("l.image_id") < F.col("r.image_id")) & (F.col("l.is_new") | F.col("r.is_new")))
         .select(F.col("l.image_id").alias("a"), F.col("r.image_id").alias("b"),
                 F.bit_count(F.col("l.phash").bitwiseXOR(F.col("r.phash"))).alias("distance"))
+        .where(F.col("distance") <= radius)  # before the dedup: Spark cannot move it there itself
         .dropDuplicates(["a", "b"])
-        .where(F.col("distance") <= radius)
     )
     return candidates.select(*ordered_pair(
         "phash", F.col("a"), F.col("b"), 1 - F.col("distance") / 64, F.format_string("hamming=%d", "distance")
@@ -116,6 +123,9 @@ def sscd_buckets(vectors: DataFrame, buckets: int, seed: int = 7) -> np.ndarray:
 
     count = vectors.count()
     k = max(1, min(buckets or int(math.sqrt(count)), count))
+    if k == 1:  # Spark ML's KMeans needs k >= 2; one bucket (any unit centroid) holds every vector
+        dim = len(vectors.first()["vector"])
+        return np.full((1, dim), 1 / math.sqrt(dim), dtype=np.float32)
     features = vectors.select(array_to_vector("vector").alias("features"))
     if count > KMEANS_SAMPLE:  # centroids need a sample, not every vector
         features = features.sample(fraction=KMEANS_SAMPLE / count, seed=seed)
@@ -163,6 +173,60 @@ def sscd_pairs(vectors: DataFrame, tau: float, centers: np.ndarray, probes: int)
     best = ordered.groupBy("a", "b").agg(F.max("cosine").alias("cosine"))
     return best.select(*ordered_pair("sscd", F.col("a"), F.col("b"), F.col("cosine"),
                                      F.format_string("cosine=%.4f", "cosine")))
+
+
+def checked_pairs(pairs: DataFrame, images: DataFrame, minimum: float, right_images: DataFrame | None = None) -> DataFrame:
+    """The image pairs that pass the pixel check (udfs.verify.copy_score >= `minimum`); the score joins the evidence.
+
+    Both sides' bytes are joined in (right ids from `right_images` when given, e.g. benchmark images);
+    a batch prepares each image once (decode, trim, downscale).
+    A pair whose image does not decode fails the check.
+    """
+
+    def scores(batches: Iterator[pd.DataFrame]) -> Iterator[pd.Series]:
+        from udfs.verify import copy_score, prepared
+
+        for batch in batches:
+            ready: dict[str, object] = {}
+
+            def image(image_id: str, data: bytes):
+                if image_id not in ready:
+                    try:
+                        ready[image_id] = prepared(data)
+                    except (OSError, ValueError):
+                        ready[image_id] = None
+                return ready[image_id]
+
+            out = []
+            for left, left_bytes, right, right_bytes in batch.itertuples(index=False):
+                a, b = image(left, left_bytes), image(right, right_bytes)
+                out.append(None if a is None or b is None else copy_score(a, b))
+            yield pd.Series(out, dtype="float64")
+
+    left, right = images.select("image_id", "bytes"), (right_images if right_images is not None else images)
+    joined = pairs.join(left.select(F.col("image_id").alias("left_id"), F.col("bytes").alias("left_bytes")), "left_id") \
+        .join(right.select(F.col("image_id").alias("right_id"), F.col("bytes").alias("right_bytes")), "right_id")
+    check = F.pandas_udf(scores, "double")(F.struct("left_id", "left_bytes", "right_id", "right_bytes"))
+    # Few rows, much work per row: adaptive execution would coalesce them into one task. An explicit
+    # count spreads them; grouping by left image lets a batch prepare each image once.
+    tasks = 4 * pairs.sparkSession.sparkContext.defaultParallelism
+    return joined.repartition(tasks, "left_id").withColumn("check", check).where(F.col("check") >= minimum).select(
+        "kind", "left_id", "right_id", "similarity", F.format_string("%s check=%.3f", "evidence", "check").alias("evidence")
+    )
+
+
+def image_pairs(hashes: DataFrame, vectors: DataFrame, images: DataFrame, settings: DedupConf) -> DataFrame:
+    """pHash and SSCD pairs, at least one side new. Certain: SSCD cosine >= sscd_tau, and pHash pairs unless
+    phash_verify; SSCD pairs in [sscd_band_low, sscd_tau) and checked pHash pairs must pass the pixel check."""
+    pairs = phash_pairs(hashes, settings.phash_radius)
+    if not vectors.where("is_new").isEmpty():
+        centers = sscd_buckets(vectors, settings.sscd_buckets)
+        low = min(settings.sscd_band_low, settings.sscd_tau)
+        pairs = pairs.unionByName(sscd_pairs(vectors, low, centers, settings.sscd_probes))
+    pairs = pairs.localCheckpoint()  # searched once, split twice
+    uncertain = ((F.col("kind") == "sscd") & (F.col("similarity") < settings.sscd_tau)) | (
+        (F.col("kind") == "phash") & F.lit(settings.phash_verify))
+    return pairs.where(~uncertain).unionByName(checked_pairs(pairs.where(uncertain), images, settings.verify_min))
 
 
 def text_pairs(texts: DataFrame, settings: DedupConf) -> DataFrame:
@@ -259,7 +323,8 @@ def run(context: JobContext, report: StageReport) -> None:
     leaves them new, so the next run searches again (pairs MERGE, nothing is found twice)."""
     lake, config, settings = context.lake, context.config, context.config.dedup
     known = lake.read(image_hashes.CONTRACT)
-    fresh = hash_images(lake.read(silver_images.CONTRACT).join(known.select("image_id"), "image_id", "left_anti"))
+    fresh = hash_images(lake.read(silver_images.CONTRACT).join(known.select("image_id"), "image_id", "left_anti"),
+                        settings.trim_borders)
     fresh = fresh.select("image_id", "phash", F.current_timestamp().alias("hashed_at"),
                          F.lit(context.run_id).alias("run_id")).persist()
     flagged = (
@@ -280,10 +345,8 @@ def run(context: JobContext, report: StageReport) -> None:
         .join(flagged.select("image_id", "is_new"), "image_id").select("image_id", "vector", "is_new").persist()
     )
     try:
-        pairs = phash_pairs(flagged, settings.phash_radius).unionByName(text_pairs(distinct_texts, settings))
-        if not vectors.where("is_new").isEmpty():
-            centers = sscd_buckets(vectors, settings.sscd_buckets)
-            pairs = pairs.unionByName(sscd_pairs(vectors, settings.sscd_tau, centers, settings.sscd_probes))
+        pairs = image_pairs(flagged, vectors, lake.read(silver_images.CONTRACT), settings).unionByName(
+            text_pairs(distinct_texts, settings))
         found = pairs.select(*PAIR_COLUMNS, F.current_timestamp().alias("found_at"), F.lit(context.run_id).alias("run_id"))
         report.writes.append(context.gate.write(duplicate_pairs.CONTRACT, found))
 

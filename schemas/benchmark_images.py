@@ -1,7 +1,7 @@
-"""bench.images: each distinct benchmark image's SSCD vector (same model as training) and pHash."""
+"""bench.images: each distinct benchmark image with its SSCD vector (same model as training) and pHash."""
 
 import great_expectations.expectations as gxe
-from pyspark.sql.types import ArrayType, FloatType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import ArrayType, BinaryType, FloatType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from schemas import image_embeddings, suites
 from schemas.contract import SuiteInputs, TableContract
@@ -15,6 +15,7 @@ SCHEMA = StructType(
         StructField("dim", IntegerType(), False),
         StructField("vector", ArrayType(FloatType(), True), False),
         StructField("phash", LongType(), False),
+        StructField("bytes", BinaryType(), False),  # the normalised image, for the pixel check of candidate leaks
         StructField("loaded_at", TimestampType(), False),
         StructField("run_id", StringType(), False),
     ]

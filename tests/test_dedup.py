@@ -127,3 +127,25 @@ def test_rules_and_keep_policy(spark, rule, expected):
         assert rows["s1"].representative == rows["s2"].representative == "s2"  # a_src comes first
     representatives = {r.group_id: r.representative for r in rows.values()}
     assert all(rows[rep].is_representative for rep in representatives.values())
+
+
+def test_uncertain_pairs_are_kept_only_when_the_pixel_check_agrees(spark):
+    import random
+
+    from jobs.dedup import hash_images, image_pairs
+    from udfs import planted
+    from udfs.embedding import EmbeddingSettings, embed_images
+
+    (_, chart), (_, look_alike) = planted.render_charts(1, seed=5)  # one template, different data
+    ids, data = ["a", "b", "copy"], [chart, look_alike, planted.transformed(chart, "crop+border", random.Random(1))]
+    images = spark.createDataFrame(list(zip(ids, data)), "image_id string, bytes binary")
+    hashes = hash_images(images).withColumn("is_new", F.lit(True))
+    embedded = embed_images(data, EmbeddingSettings("onnx", "sscd", None, "auto", True, 4, 1, 288))
+    vectors = spark.createDataFrame([(i, v.tolist(), True) for i, v in zip(ids, embedded)],
+                                    "image_id string, vector array<float>, is_new boolean")
+    unchecked = DedupConf(sscd_tau=0.3, phash_radius=20, phash_verify=False)
+    assert {(r.left_id, r.right_id) for r in image_pairs(hashes, vectors, images, unchecked).collect()} >= {("a", "b")}
+    checked = DedupConf(sscd_tau=1.0, sscd_band_low=0.3, phash_radius=20, phash_verify=True)
+    found = {(r.kind, r.left_id, r.right_id): r.evidence for r in image_pairs(hashes, vectors, images, checked).collect()}
+    assert ("sscd", "a", "copy") in found and "check=" in found[("sscd", "a", "copy")]
+    assert ("a", "b") not in {(left, right) for _, left, right in found}  # the look-alike fails the check

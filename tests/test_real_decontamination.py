@@ -91,4 +91,4 @@ def test_a_pasted_tabmwp_question_is_flagged_by_the_text_check(leak_lake):
     assert [(r.kind, r.item_id, r.similarity) for r in rows] == [("text", leak_lake.pasted, 1.0)]
     # the 1,000 benchmark items were loaded once and embedded with the training model
     assert leak_lake.table("bench", "items").count() == 1000
-    assert leak_lake.table("bench", "images").select("model_id").distinct().first().model_id == "sscd:onnx-288"
+    assert leak_lake.table("bench", "images").select("model_id").distinct().first().model_id == "sscd:onnx-288-trim"

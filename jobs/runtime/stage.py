@@ -150,7 +150,7 @@ def run_job(stage: str, description: str, run: Callable[[JobContext, StageReport
         max_side=config.normalize.image.max_side,
         max_chars=config.normalize.text.max_chars,
         phash_radius=config.dedup.phash_radius,
-        sscd_tau=config.dedup.sscd_tau,
+        sscd_tau=min(config.dedup.sscd_tau, config.dedup.sscd_band_low),  # checked pairs reach down to the band
         text_jaccard=config.dedup.text_jaccard,
         text_overlap=config.decontaminate.text_min_overlap,
     )

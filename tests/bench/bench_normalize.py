@@ -62,17 +62,22 @@ def timed(work) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=600)
+def image_bench_setup(description: str, images: int):
+    """(args, workdir, config) of an image benchmark: --images, --cores, --repeats, --set; a temporary lake."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=images)
     parser.add_argument("--cores", type=int, default=2, help="Spark local[N]")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, as for finelake")
     args = parser.parse_args()
-
     workdir = Path(tempfile.mkdtemp(prefix="finelake-bench-"))
     config = load_config("local", [f"paths.lake={workdir}/lake", f"spark.master=local[{args.cores}]",
                                    f"spark.conf.spark.sql.shuffle.partitions={args.cores * 4}", *args.set])
+    return args, workdir, config
+
+
+def main() -> None:
+    args, workdir, config = image_bench_setup(__doc__, 600)
     policy = image_policy(config)
     images = variants(args.images)
     rows = [{"images": [{"path": f"v{n}", "bytes": data, "sha256": hashlib.sha256(data).hexdigest()}]} for n, data in enumerate(images)]

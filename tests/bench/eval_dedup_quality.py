@@ -1,0 +1,375 @@
+"""Detection quality of the near-duplicate image step on a planted set (no Spark).
+
+The set (udfs/planted.py): real photos from the demo packages and rendered charts in look-alike
+pairs (same template, different data: hard negatives), each with one copy per transformation
+(resize, JPEG 25-45, crop 3-8%, border 5-15%, brightness +-10-20%, text overlay, combinations);
+optionally real distractors from ../shared/data (TabMWP table renderings, NLVR scenes), which
+are singletons. The signals are the ones the Spark stage uses (udfs.signatures.phash, SSCD
+vectors from udfs.embedding.embed_images, udfs.verify.copy_score); the search is exhaustive
+(numpy), so the numbers measure the rules, not the bucketed search's recall.
+
+Scores
+- dedup, the whole step: pairs -> connected components -> every pair of images in one component
+  is a predicted duplicate pair; pairwise precision and recall against the planted truth
+  (original-copy and copy-copy pairs). Recall per transformation counts original-copy pairs.
+- decontamination: benchmark = the originals of about half the groups (one chart of every
+  look-alike pair, so its sibling is a clean training image); training = their copies (planted
+  leaks) and everything else (clean). A training image is flagged when a pair rule holds with
+  a benchmark image; leak recall and false leaks (clean images flagged).
+
+    python tests/bench/eval_dedup_quality.py [--seed 0] [--chart-pairs 24] [--tables 60] [--nlvr 60]
+                                             [--cache /tmp/planted-signals.npz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+PROJECT = Path(__file__).resolve().parents[2]
+if str(PROJECT) not in sys.path:
+    sys.path.insert(0, str(PROJECT))
+
+from udfs import planted  # noqa: E402
+from udfs.embedding import EmbeddingSettings, embed_images  # noqa: E402
+from udfs.signatures import phash  # noqa: E402
+from udfs.verify import copy_score, prepared  # noqa: E402
+
+SHARED = PROJECT.parent / "shared" / "data"
+
+
+# ---------------------------------------------------------------- the set
+
+
+def photo_originals(limit: int | None = None) -> list[tuple[str, str, bytes]]:
+    from jobs import demo_sources
+
+    photos = demo_sources.load_photos()[:limit]
+    return [(f"photo-{p.name}", "photo", p.data) for p in photos]
+
+
+def chart_originals(pairs: int, seed: int) -> list[tuple[str, str, bytes]]:
+    return [(i, "chart", d) for i, d in planted.render_charts(pairs, seed)]
+
+
+def shared_distractors(tables: int, nlvr: int, seed: int) -> list[tuple[str, bytes]]:
+    """Real rendered tables (TabMWP) and scenes (NLVR, one rendering per statement), when present."""
+    rng = random.Random(seed)
+    out = []
+    table_dir = SHARED / "tabmwp" / "tables"
+    if tables and table_dir.is_dir():
+        out += [(f"table-{p.stem}", p.read_bytes()) for p in rng.sample(sorted(table_dir.glob("*.png")), tables)]
+    listing = SHARED / "nlvr" / "dev.jsonl"
+    if nlvr and listing.is_file():
+        statements = rng.sample([json.loads(line) for line in listing.read_text().splitlines() if line.strip()], nlvr)
+        for s in statements:
+            path = SHARED / "nlvr" / "images" / s["directory"] / f"dev-{s['identifier']}-0.png"
+            if path.is_file():
+                out.append((f"nlvr-{s['identifier']}", path.read_bytes()))
+    return out
+
+
+def build_set(seed: int, chart_pairs: int, tables: int, nlvr: int, photos: int | None = None) -> list[planted.PlantedImage]:
+    originals = photo_originals(photos) + chart_originals(chart_pairs, seed)
+    return planted.planted_set(originals, distractors=shared_distractors(tables, nlvr, seed), seed=seed)
+
+
+# ---------------------------------------------------------------- signals
+
+
+@dataclass
+class Signals:
+    phash: np.ndarray  # int64 per image, plain
+    phash_trim: np.ndarray  # of the image without uniform borders
+    sscd: np.ndarray  # (n, 512) unit vectors, plain preprocessing
+    sscd_trim: np.ndarray  # preprocessing with trim_borders
+
+
+def onnx_settings(trim: bool, threads: int = 2) -> EmbeddingSettings:
+    return EmbeddingSettings("onnx", "sscd", None, "auto", True, batch_size=16, threads=threads, image_size=288,
+                             trim_borders=trim)
+
+
+def signals(images: list[planted.PlantedImage], cache: Path | None = None, plain: bool = True,
+            trimmed: bool = True) -> Signals:
+    """pHashes (plain, trimmed) and SSCD vectors: plain and/or of trimmed images (an empty matrix when not asked)."""
+    data = [im.data for im in images]
+    key = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for d in data) + bytes([plain, trimmed])).hexdigest()
+    if cache and cache.is_file():
+        stored = np.load(cache)
+        if str(stored["key"]) == key:
+            return Signals(*(stored[f] for f in ("phash", "phash_trim", "sscd", "sscd_trim")))
+    start = time.time()
+    sig = Signals(
+        phash=np.array([phash(d) for d in data], dtype=np.int64),
+        phash_trim=np.array([phash(d, trim=True) for d in data], dtype=np.int64),
+        sscd=embed_images(data, onnx_settings(False)) if plain else np.zeros((len(data), 0), np.float32),
+        sscd_trim=embed_images(data, onnx_settings(True)) if trimmed else np.zeros((len(data), 0), np.float32),
+    )
+    print(f"signals of {len(data)} images in {time.time() - start:.0f} s", file=sys.stderr)
+    if cache:
+        with cache.open("wb") as out:
+            np.savez(out, key=np.array(key), **vars(sig))
+    return sig
+
+
+def hamming_matrix(hashes: np.ndarray) -> np.ndarray:
+    n = len(hashes)
+    unsigned = hashes.view(np.uint64)
+    xor = unsigned[:, None] ^ unsigned[None, :]
+    return np.unpackbits(xor.view(np.uint8).reshape(n, n, 8), axis=2).sum(axis=2)
+
+
+# ---------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A pair rule as the Spark stage applies it (dedup config keys in brackets).
+
+    certain: pHash <= radius [phash_radius] (unless phash_verify), SSCD >= tau [sscd_tau];
+    checked (kept when copy_score >= verify_min [verify_min]): SSCD in [band_low, tau)
+    [sscd_band_low], and pHash <= radius when phash_verify [phash_verify].
+    """
+
+    name: str
+    phash_radius: int = 6
+    sscd_tau: float = 0.95
+    band_low: float = 1.0  # >= sscd_tau: no band
+    phash_verify: bool = False
+    verify_min: float = 0.9
+    trim: bool = False  # pHash of trimmed images [dedup.trim_borders]
+    sscd_trim: bool | None = None  # SSCD of trimmed images [embed.trim_borders]; None: as `trim`
+    use_phash: bool = True
+    use_sscd: bool = True
+
+
+class Scorer:
+    """Pairwise signals of one set, and the pixel check computed once per pair it is asked about."""
+
+    def __init__(self, images: list[planted.PlantedImage], sig: Signals):
+        self.images, self.n = images, len(images)
+        self.distance = {False: hamming_matrix(sig.phash), True: hamming_matrix(sig.phash_trim)}
+        self.cosine = {trim: v @ v.T for trim, v in ((False, sig.sscd), (True, sig.sscd_trim)) if v.shape[1]}
+        self._prepared: dict[int, object] = {}
+        self._scores: dict[tuple[int, int], float] = {}
+        self.checked = 0
+        self.check_seconds = 0.0
+
+    def check(self, i: int, j: int) -> float:
+        key = (min(i, j), max(i, j))
+        if key not in self._scores:
+            start = time.time()
+            for k in key:
+                if k not in self._prepared:
+                    self._prepared[k] = prepared(self.images[k].data)
+            self._scores[key] = copy_score(self._prepared[key[0]], self._prepared[key[1]])
+            self.checked += 1
+            self.check_seconds += time.time() - start
+        return self._scores[key]
+
+    def edges(self, rule: Rule, rows: np.ndarray | None = None, cols: np.ndarray | None = None) -> np.ndarray:
+        """Boolean matrix of accepted pairs (upper triangle when rows/cols are all images)."""
+        rows = np.arange(self.n) if rows is None else rows
+        cols = np.arange(self.n) if cols is None else cols
+        distance = self.distance[rule.trim][np.ix_(rows, cols)]
+        cosine = self.cosine[rule.trim if rule.sscd_trim is None else rule.sscd_trim][np.ix_(rows, cols)]
+        valid = rows[:, None] != cols[None, :]
+        if rows is cols or (len(rows) == self.n and len(cols) == self.n):
+            valid &= rows[:, None] < cols[None, :]
+        ph = (distance <= rule.phash_radius) & valid & rule.use_phash
+        certain = ph & (not rule.phash_verify)
+        checked = ph & rule.phash_verify
+        if rule.use_sscd:
+            certain |= (cosine >= rule.sscd_tau) & valid
+            checked |= (cosine >= rule.band_low) & (cosine < rule.sscd_tau) & valid
+        checked &= ~certain
+        accepted = certain.copy()
+        for a, b in zip(*np.nonzero(checked)):
+            if self.check(rows[a], cols[b]) >= rule.verify_min:
+                accepted[a, b] = True
+        return accepted
+
+
+# ---------------------------------------------------------------- scores
+
+
+def components(n: int, edges: np.ndarray) -> np.ndarray:
+    """Component label per image (union-find), what the stage's label propagation computes."""
+    parent = list(range(n))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for i, j in zip(*np.nonzero(edges)):
+        parent[root(i)] = root(j)
+    return np.array([root(k) for k in range(n)])
+
+
+def dedup_scores(images, scorer: Scorer, rule: Rule) -> dict:
+    n = len(images)
+    edges = scorer.edges(rule)
+    labels = components(n, edges)
+    group = np.array([im.original_id for im in images])
+    upper = np.triu(np.ones((n, n), bool), 1)
+    predicted = (labels[:, None] == labels[None, :]) & upper
+    truth = (group[:, None] == group[None, :]) & upper
+    tp = int((predicted & truth).sum())
+    edge_tp = int((edges & truth).sum())
+    out = {
+        "precision": tp / max(int(predicted.sum()), 1), "recall": tp / max(int(truth.sum()), 1),
+        "edges": int(edges.sum()), "edge_precision": edge_tp / max(int(edges.sum()), 1),
+        "edge_recall": edge_tp / max(int(truth.sum()), 1), "false_pairs": int((predicted & ~truth).sum()),
+    }
+    transform = np.array([im.transform for im in images])
+    index = {im.image_id: k for k, im in enumerate(images)}
+    for name in planted.TRANSFORMS:
+        copies = np.flatnonzero(transform == name)
+        originals = np.array([index[images[c].original_id] for c in copies])
+        out[f"recall:{name}"] = float((labels[copies] == labels[originals]).mean()) if len(copies) else float("nan")
+    # where the false pairs come from
+    kind = np.array([im.kind for im in images])
+    stem = np.array([im.original_id[:-1] if im.kind == "chart" else im.original_id for im in images])
+    false = predicted & ~truth
+    look_alike = (stem[:, None] == stem[None, :]) & (kind[:, None] == "chart")
+    distractor = (kind[:, None] == "distractor") | (kind[None, :] == "distractor")
+    out["false:look-alike"] = int((false & look_alike).sum())
+    out["false:distractor"] = int((false & distractor).sum())
+    out["false:other"] = int((false & ~look_alike & ~distractor).sum())
+    return out
+
+
+def decontamination_split(images: list[planted.PlantedImage]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(benchmark, leaks, clean) indices: benchmark = originals of every other photo and of each chart pair's `a`."""
+    photos = sorted({im.original_id for im in images if im.kind == "photo"})
+    chosen = set(photos[::2]) | {im.original_id for im in images if im.kind == "chart" and im.original_id.endswith("a")}
+    bench = [k for k, im in enumerate(images) if im.original_id in chosen and im.transform == "original"]
+    leaks = [k for k, im in enumerate(images) if im.original_id in chosen and im.transform != "original"]
+    clean = [k for k, im in enumerate(images) if im.original_id not in chosen]
+    return np.array(bench), np.array(leaks), np.array(clean)
+
+
+def decontamination_scores(images, scorer: Scorer, rule: Rule) -> dict:
+    bench, leaks, clean = decontamination_split(images)
+    train = np.concatenate([leaks, clean])
+    flagged = scorer.edges(rule, rows=train, cols=bench).any(axis=1)
+    is_leak = np.isin(train, leaks)
+    out = {"leaks": int(is_leak.sum()), "clean": int((~is_leak).sum()),
+           "leak_recall": float(flagged[is_leak].mean()), "false_leaks": int(flagged[~is_leak].sum())}
+    transform = np.array([images[k].transform for k in train])
+    for name in planted.TRANSFORMS:
+        mask = is_leak & (transform == name)
+        out[f"recall:{name}"] = float(flagged[mask].mean()) if mask.any() else float("nan")
+    return out
+
+
+# ---------------------------------------------------------------- methods
+
+
+def configured_rule() -> Rule:
+    """The rule conf/base.yaml configures (dedup: and embed: sections)."""
+    import yaml
+
+    from jobs.runtime.config import DedupConf, EmbedConf
+
+    raw = yaml.safe_load((PROJECT / "conf" / "base.yaml").read_text())
+    dedup, embed = DedupConf(**raw.get("dedup", {})), EmbedConf(**raw.get("embed", {}))
+    return Rule(
+        "configured (base.yaml)", phash_radius=dedup.phash_radius, sscd_tau=dedup.sscd_tau,
+        band_low=dedup.sscd_band_low, phash_verify=dedup.phash_verify, verify_min=dedup.verify_min,
+        trim=dedup.trim_borders, sscd_trim=embed.trim_borders,
+    )
+
+
+BASELINES = [
+    Rule("pHash r<=6", use_sscd=False),
+    Rule("SSCD >= 0.95", use_phash=False),
+    Rule("union (stage before)"),
+    Rule("union, borders trimmed", trim=True),
+]
+
+
+def improved_rules() -> list[Rule]:
+    configured = configured_rule()
+    return [
+        Rule("trim + SSCD band [0.75,0.95) checked", trim=True, band_low=0.75, verify_min=0.9),
+        configured,
+        replace(configured, name="configured, sscd_tau 1.0 (all checked)", sscd_tau=1.0),
+        replace(configured, name="same + SSCD of trimmed images", sscd_tau=1.0, sscd_trim=True),
+    ]
+
+
+def table(title: str, rows: list[tuple[str, dict]], columns: list[tuple[str, str]]) -> str:
+    width = max(len(name) for name, _ in rows) + 2
+    lines = [title, " " * width + " ".join(f"{label:>9s}" for _, label in columns)]
+    for name, scores in rows:
+        cells = []
+        for key, _ in columns:
+            value = scores.get(key, float("nan"))
+            cells.append(f"{value:9d}" if isinstance(value, int) else f"{value:9.3f}")
+        lines.append(f"{name:<{width}s}" + " ".join(cells))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chart-pairs", type=int, default=24)
+    parser.add_argument("--tables", type=int, default=60, help="TabMWP table distractors (0: none)")
+    parser.add_argument("--nlvr", type=int, default=60, help="NLVR scene distractors (0: none)")
+    parser.add_argument("--cache", type=Path, default=None, help="pickle of the signals, reused when the set matches")
+    parser.add_argument("--json", type=Path, default=None, help="write every score here")
+    args = parser.parse_args(argv)
+
+    start = time.time()
+    images = build_set(args.seed, args.chart_pairs, args.tables, args.nlvr)
+    counts = {k: sum(im.kind == k for im in images) for k in ("photo", "chart", "distractor")}
+    truth = len(planted.true_pairs(images))
+    print(f"planted set: {len(images)} images ({counts['photo']} photo and {counts['chart']} chart images incl. "
+          f"{len(planted.TRANSFORMS)} copies of each original, {counts['distractor']} distractors); "
+          f"{truth} true pairs, {len(planted.look_alike_pairs(images))} look-alike chart pairs")
+    sig = signals(images, args.cache)
+    scorer = Scorer(images, sig)
+    rules = BASELINES + improved_rules()
+    subsets = {"all": images}
+    results = {}
+    for subset_name, subset in subsets.items():
+        dedup = [(r.name, dedup_scores(subset, scorer, r)) for r in rules]
+        decon = [(r.name, decontamination_scores(subset, scorer, r)) for r in rules]
+        results[subset_name] = {"dedup": dict(dedup), "decontamination": dict(decon)}
+        print()
+        print(table("dedup, whole step (pairs -> components): pairwise precision / recall", dedup, [
+            ("precision", "P"), ("recall", "R"), ("edges", "edges"), ("edge_precision", "edge P"),
+            ("edge_recall", "edge R"), ("false:look-alike", "FP look"), ("false:distractor", "FP dist"),
+            ("false:other", "FP other")]))
+        print()
+        short = {"resize": "resize", "jpeg": "jpeg", "crop": "crop", "border": "border", "brightness": "bright",
+                 "text": "text", "crop+jpeg": "crop+jpg", "border+resize+jpeg": "brd+rs+jp",
+                 "brightness+text+jpeg": "br+tx+jp", "crop+border": "crop+brd"}
+        print(table("dedup recall per transformation (original-copy pairs in one group)", dedup,
+                    [(f"recall:{k}", v) for k, v in short.items()]))
+        print()
+        first = decon[0][1]
+        print(table(f"decontamination: {first['leaks']} planted leaks, {first['clean']} clean training images",
+                    decon, [("leak_recall", "leak R"), ("false_leaks", "false")]
+                    + [(f"recall:{k}", v) for k, v in short.items()]))
+    print(f"\npixel checks: {scorer.checked} pairs, {1000 * scorer.check_seconds / max(scorer.checked, 1):.1f} ms each"
+          f" (incl. preparing images); total {time.time() - start:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Near-duplicate detection quality on a small planted set, without Spark.
+
+Real photos and look-alike chart pairs (udfs/planted.py), one copy of each original per
+transformation (resize, JPEG, crop, border, brightness, caption, combinations). The rule the
+configuration sets up (conf/base.yaml: trimmed pHash, pHash and SSCD pairs confirmed by the
+pixel check), with every SSCD pair checked (sscd_tau 1.0), must reach recall >= 0.9 at precision
+>= 0.98 over the whole step (pairs -> groups) and find >= 0.9 of planted leaks with no false one;
+what the stage did before (pHash <= 6 or SSCD >= 0.95, nothing checked) does not.
+The full benchmark with per-transformation numbers is tests/bench/eval_dedup_quality.py.
+"""
+
+from dataclasses import replace
+
+import pytest
+
+from tests.bench import eval_dedup_quality as bench
+from udfs import planted
+
+PHOTOS = ["chelsea", "coffee", "china"]
+CHART_PAIRS = 3
+
+
+@pytest.fixture(scope="module")
+def scored():
+    photos = [o for o in bench.photo_originals() if o[0].removeprefix("photo-") in PHOTOS]
+    images = planted.planted_set(photos + bench.chart_originals(CHART_PAIRS, seed=11), seed=11)
+    return images, bench.Scorer(images, bench.signals(images, trimmed=False))  # embed.trim_borders is off
+
+
+def test_the_set_is_what_the_bench_plants(scored):
+    images, _ = scored
+    originals = len(PHOTOS) + 2 * CHART_PAIRS
+    assert len(images) == originals * (1 + len(planted.TRANSFORMS))
+    assert len(planted.true_pairs(images)) == originals * 55
+    assert len(planted.look_alike_pairs(images)) == CHART_PAIRS * 11 * 11
+
+
+def test_configured_rule_reaches_the_target(scored):
+    images, scorer = scored
+    # what the stage did before, on the same signals: pHash within 6 bits or SSCD >= 0.95, nothing checked
+    before = bench.dedup_scores(images, scorer, bench.Rule("before"))
+    assert before["recall"] < 0.9 or before["precision"] < 0.98, before
+    checked = bench.dedup_scores(images, scorer, replace(bench.configured_rule(), sscd_tau=1.0))
+    assert checked["recall"] >= 0.9 and checked["precision"] >= 0.98, checked
+
+
+def test_planted_leaks_are_found_without_false_leaks(scored):
+    images, scorer = scored
+    leaks = bench.decontamination_scores(images, scorer, replace(bench.configured_rule(), sscd_tau=1.0))
+    assert leaks["leak_recall"] >= 0.9 and leaks["false_leaks"] == 0, leaks
+
+
+def test_trim_uniform_border_undoes_padding():
+    import io
+
+    from PIL import Image
+
+    from udfs.signatures import phash, trim_uniform_border
+
+    photo = dict((o[0], o[2]) for o in bench.photo_originals())["photo-chelsea"]
+    image = Image.open(io.BytesIO(photo)).convert("RGB")
+    padded = Image.new("RGB", (image.width + 80, image.height + 40), (0, 0, 0))
+    padded.paste(image, (50, 10))
+    trimmed = trim_uniform_border(padded)
+    assert abs(trimmed.width - image.width) <= 3 and abs(trimmed.height - image.height) <= 3
+    kept = trim_uniform_border(image)  # a photo has no uniform border (at most a stray edge line)
+    assert kept.width >= image.width - 2 and kept.height >= image.height - 2
+    blank = Image.new("RGB", (64, 64), (255, 255, 255))
+    assert trim_uniform_border(blank).size == (64, 64)  # nothing but border: left whole
+    encoded = planted.encode(padded)
+    assert phash(encoded, trim=True) == phash(planted.encode(trimmed))
+
+
+def test_pixel_check_accepts_a_cropped_copy_and_rejects_a_look_alike_chart():
+    import random
+
+    from udfs.verify import copy_score_bytes
+
+    (_, a), (_, b) = planted.render_charts(1, seed=5)
+    cropped = planted.transformed(a, "crop+border", random.Random(1))
+    assert copy_score_bytes(a, cropped) >= 0.9
+    assert copy_score_bytes(a, b) < 0.9
