@@ -136,7 +136,7 @@ def sscd_leaks(train: DataFrame, bench: DataFrame, tau: float, partitions: int) 
     found = train.select("image_id", "vector").repartition(partitions).mapInPandas(
         search, "image_id string, bench_image_id string, similarity double"
     )
-    return found.withColumn("evidence", F.format_string("sscd cosine=%.4f", "similarity"))
+    return found.select(F.lit("sscd").alias("kind"), "*", F.format_string("sscd cosine=%.4f", "similarity").alias("evidence"))
 
 
 def phash_leaks(train: DataFrame, bench: DataFrame, radius: int) -> DataFrame:
@@ -146,7 +146,7 @@ def phash_leaks(train: DataFrame, bench: DataFrame, radius: int) -> DataFrame:
     joined = left.join(F.broadcast(right), ["band", "value"]).select(
         "image_id", "bench_image_id", F.bit_count(F.col("l.phash").bitwiseXOR(F.col("r.phash"))).alias("distance")
     ).where(F.col("distance") <= radius).dropDuplicates(["image_id", "bench_image_id"])
-    return joined.select("image_id", "bench_image_id", (1 - F.col("distance") / 64).alias("similarity"),
+    return joined.select(F.lit("phash").alias("kind"), "image_id", "bench_image_id", (1 - F.col("distance") / 64).alias("similarity"),
                          F.format_string("phash hamming=%d", "distance").alias("evidence"))
 
 
@@ -154,13 +154,13 @@ def verified_leaks(pairs: DataFrame, train_images: DataFrame, bench_images: Data
                    settings: DecontaminateConf) -> DataFrame:
     """Certain leaks (SSCD >= image_tau; pHash unless phash_verify) as they are; the rest only when
     the pixel check (dedup.checked_pairs) agrees, as dedup decides its uncertain pairs."""
-    kind = F.when(F.col("evidence").startswith("sscd"), "sscd").otherwise("phash")
+    kind = F.col("kind")
     uncertain = ((kind == "sscd") & (F.col("similarity") < settings.image_tau)) | (
         (kind == "phash") & F.lit(settings.phash_verify))
-    as_pairs = pairs.where(uncertain).select(kind.alias("kind"), F.col("image_id").alias("left_id"),
+    as_pairs = pairs.where(uncertain).select("kind", F.col("image_id").alias("left_id"),
                                              F.col("bench_image_id").alias("right_id"), "similarity", "evidence")
     checked = checked_pairs(as_pairs, train_images, settings.verify_min, right_images=bench_images).select(
-        F.col("left_id").alias("image_id"), F.col("right_id").alias("bench_image_id"), "similarity", "evidence")
+        "kind", F.col("left_id").alias("image_id"), F.col("right_id").alias("bench_image_id"), "similarity", "evidence")
     return pairs.where(~uncertain).unionByName(checked)
 
 
@@ -274,12 +274,11 @@ def run(context: JobContext, report: StageReport) -> None:
 
 
 def log_rates(report: StageReport, samples: DataFrame, items: DataFrame, flags: DataFrame) -> None:
-    """Per benchmark and kind: share of training samples flagged, share of benchmark items leaked."""
+    """Per benchmark: share of training samples flagged, share of benchmark items leaked."""
     total_samples = samples.count()
     item_counts = {r["benchmark"]: r["count"] for r in items.groupBy("benchmark").count().collect()}
-    kinds = F.array_sort(F.collect_set("kind"))
     per = flags.groupBy("benchmark").agg(F.countDistinct("sample_id").alias("samples"),
-                                         F.countDistinct("item_id").alias("items"), kinds.alias("kinds"))
+                                         F.countDistinct("item_id").alias("items"))
     found = {r["benchmark"]: r for r in per.collect()}
     for benchmark, count in sorted(item_counts.items()):
         row = found.get(benchmark)
