@@ -22,6 +22,7 @@ bench: install
 	$(PY) tests/bench/bench_phash_lsh.py
 	$(PY) tests/bench/bench_sscd_search.py
 	$(PY) tests/bench/eval_dedup_quality.py
+	$(PY) tests/bench/eval_nlvr_grouping.py
 
 install: $(INSTALLED)
 

@@ -28,7 +28,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.dedup import checked_pairs, hash_images, phash_bands
+from jobs.dedup import hash_distance, hash_images, phash_bands, verified_pairs
 from jobs.embed import embed, embedding_settings
 from jobs.ingest import list_source_files, mark_duplicates, read_records, reject_rows, write_rejects
 from jobs.normalize import chat_rows, decode_partitions, image_policy, image_slots, image_verdicts, normalize_images, text_policy, verdicts
@@ -84,7 +84,7 @@ def load_benchmarks(context: JobContext, report: StageReport, benchmarks: dict[s
         vectors = embed(images, settings, partitions).join(hash_images(images, config.dedup.trim_borders), "image_id")
         report.writes.append(context.gate.write(benchmark_images.CONTRACT, vectors.where(
             F.col("error").isNull() & F.col("phash").isNotNull()).join(images, "image_id").select(
-            "image_id", "model_id", F.size("vector").alias("dim"), "vector", "phash", "bytes",
+            "image_id", "model_id", F.size("vector").alias("dim"), "vector", "phash", "phash_trimmed", "bytes",
             F.current_timestamp().alias("loaded_at"), F.lit(context.run_id).alias("run_id"),
         )))
         report.writes.append(context.gate.write(benchmark_items.CONTRACT, kept.select(
@@ -140,28 +140,35 @@ def sscd_leaks(train: DataFrame, bench: DataFrame, tau: float, partitions: int) 
 
 
 def phash_leaks(train: DataFrame, bench: DataFrame, radius: int) -> DataFrame:
-    """Training pHashes within `radius` bits of a benchmark pHash (one shared band, then the exact distance)."""
-    left = phash_bands(train.select("image_id", "phash"), radius).alias("l")
-    right = phash_bands(bench.select(F.col("image_id").alias("bench_image_id"), "phash"), radius).alias("r")
+    """Training pHashes within `radius` bits of a benchmark pHash (one shared band, then the exact
+    distance; plain and trimmed pHashes, the closest counts)."""
+    def hashes(frame: DataFrame, id_column: str) -> DataFrame:
+        return frame.select(F.col("image_id").alias(id_column), "phash",
+                            *[c for c in ("phash_trimmed",) if c in frame.columns])
+
+    left = phash_bands(hashes(train, "image_id"), radius).alias("l")
+    right = phash_bands(hashes(bench, "bench_image_id"), radius).alias("r")
     joined = left.join(F.broadcast(right), ["band", "value"]).select(
-        "image_id", "bench_image_id", F.bit_count(F.col("l.phash").bitwiseXOR(F.col("r.phash"))).alias("distance")
-    ).where(F.col("distance") <= radius).dropDuplicates(["image_id", "bench_image_id"])
+        "image_id", "bench_image_id", hash_distance("l", "r").alias("distance")
+    ).where(F.col("distance") <= radius).groupBy("image_id", "bench_image_id").agg(F.min("distance").alias("distance"))
     return joined.select(F.lit("phash").alias("kind"), "image_id", "bench_image_id", (1 - F.col("distance") / 64).alias("similarity"),
                          F.format_string("phash hamming=%d", "distance").alias("evidence"))
 
 
 def verified_leaks(pairs: DataFrame, train_images: DataFrame, bench_images: DataFrame,
-                   settings: DecontaminateConf) -> DataFrame:
+                   settings: DecontaminateConf) -> tuple[DataFrame, dict[str, int]]:
     """Certain leaks (SSCD >= image_tau; pHash unless phash_verify) as they are; the rest only when
-    the pixel check (dedup.checked_pairs) agrees, as dedup decides its uncertain pairs."""
+    the pixel check agrees, as dedup decides its uncertain pairs (each training image checks its
+    `verify_neighbours` most similar benchmark images); with the pixel check's counts."""
     kind = F.col("kind")
     uncertain = ((kind == "sscd") & (F.col("similarity") < settings.image_tau)) | (
         (kind == "phash") & F.lit(settings.phash_verify))
-    as_pairs = pairs.where(uncertain).select("kind", F.col("image_id").alias("left_id"),
-                                             F.col("bench_image_id").alias("right_id"), "similarity", "evidence")
-    checked = checked_pairs(as_pairs, train_images, settings.verify_min, right_images=bench_images).select(
-        "kind", F.col("left_id").alias("image_id"), F.col("right_id").alias("bench_image_id"), "similarity", "evidence")
-    return pairs.where(~uncertain).unionByName(checked)
+    as_pairs = pairs.select("kind", F.col("image_id").alias("left_id"), F.col("bench_image_id").alias("right_id"),
+                            "similarity", "evidence")
+    kept, counts = verified_pairs(as_pairs, uncertain, train_images, settings.verify_min, settings.verify_neighbours,
+                                  right_images=bench_images, ranked=("left_id",))
+    return kept.select("kind", F.col("left_id").alias("image_id"), F.col("right_id").alias("bench_image_id"),
+                       "similarity", "evidence"), counts
 
 
 def image_hits(image_pairs: DataFrame, samples: DataFrame, items: DataFrame) -> DataFrame:
@@ -255,7 +262,8 @@ def run(context: JobContext, report: StageReport) -> None:
             train = lake.read(image_embeddings.CONTRACT).where(F.col("model_id") == model_id)
             band = min(settings.image_band_low, settings.image_tau)
             pairs = pairs.unionByName(sscd_leaks(train, bench_images, band, partitions))
-        pairs = verified_leaks(pairs, lake.read(silver_images.CONTRACT), bench_images, settings)
+        pairs, checks = verified_leaks(pairs, lake.read(silver_images.CONTRACT), bench_images, settings)
+        report.metrics.update({f"pixel_check.{k}": v for k, v in checks.items()})
         hits = image_hits(pairs, samples, items).unionByName(
             text_hits(samples, items, settings))
         found = hits.select(*HIT_COLUMNS, F.current_timestamp().alias("found_at"), F.lit(context.run_id).alias("run_id"))

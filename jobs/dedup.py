@@ -4,16 +4,19 @@ Four kinds of evidence, none of them a deletion:
 - exact: images are already unique by content hash (silver.images); instructions by the hash of
   their normalised text;
 - perceptual: 64-bit pHash within `dedup.phash_radius`, found by banded LSH (a pair within r bits
-  shares at least one of r+1 bands exactly), never all pairs;
+  shares at least one of r+1 bands exactly), never all pairs; with `trim_borders` an image also
+  has the pHash of its content without uniform borders, and a pair's distance is the closest;
 - text: MinHash LSH (Spark ML) over word shingles of the instruction, Jaccard >= `text_jaccard`;
-- SSCD: cosine >= `sscd_tau` inside k-means buckets (each vector joins its `sscd_probes` nearest
-  centroids), exact search in each bucket with FAISS. A pair whose vectors fall in disjoint
+- SSCD: cosine >= `sscd_band_low` inside k-means buckets (FAISS spherical k-means on a bounded
+  sample; each vector joins its `sscd_probes`
+  nearest centroids), exact search in each bucket with FAISS. A pair whose vectors fall in disjoint
   buckets is missed: that is the recall traded for sub-quadratic work (see tests/bench).
-- pixel check (udfs/verify.py): SSCD pairs in the uncertain band [`sscd_band_low`, `sscd_tau`)
-  and, with `phash_verify`, pHash pairs are kept only when the two images, borders trimmed and
+- pixel check (udfs/verify.py): SSCD pairs below `sscd_tau` (by default 1.0: all of them) and,
+  with `phash_verify`, pHash pairs are kept only when the two images, borders trimmed and
   aligned, agree tile by tile (>= `verify_min`): crops, borders and captions get in, charts of
   one template with different data stay out (tests/bench/eval_dedup_quality.py measures it).
-  With `trim_borders`, pHashes (and, embed.trim_borders, SSCD vectors) ignore uniform borders.
+  Only each image's `verify_neighbours` most similar candidates are checked: bounded work in
+  dense regions, where hundreds of synthetic scenes all look alike to SSCD and pHash.
 Pairs become image groups and text groups by connected components computed in Spark; samples are
 grouped by `dedup.rule` and the keep policy marks one representative per group. Search is
 incremental: only pairs with at least one new image (no pHash yet) or new text are looked for.
@@ -21,6 +24,7 @@ incremental: only pairs with at least one new image (no pHash yet) or new text a
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import sys
@@ -36,12 +40,13 @@ from jobs.ingest import every_column, reject_rows, write_rejects
 from jobs.runtime.config import DedupConf
 from jobs.runtime.stage import JobContext, StageReport, run_job, tally
 from schemas import duplicate_groups, duplicate_pairs, image_embeddings, image_hashes, silver_images, silver_samples
-from udfs.signatures import phash_series, shingles, text_hash
+from udfs.signatures import phash_frames, shingles, text_hash
 
 STAGE = "dedup"
 DESCRIPTION = "Find near-duplicate images and instructions, group samples, mark one representative per group."
 MAX_ITERATIONS = 64
-KMEANS_SAMPLE = 200_000
+KMEANS_POINTS_PER_BUCKET = 64
+KMEANS_SAMPLE_MAX = 100_000
 log = logging.getLogger("finelake")
 PAIR_COLUMNS = ["kind", "left_id", "right_id", "similarity", "evidence"]
 
@@ -50,12 +55,14 @@ PAIR_COLUMNS = ["kind", "left_id", "right_id", "similarity", "evidence"]
 
 
 def hash_images(images: DataFrame, trim: bool = True) -> DataFrame:
-    """(image_id, phash) for images; phash null when the bytes do not decode. `trim`: without uniform borders."""
+    """(image_id, phash, phash_trimmed) for images (udfs.signatures.phashes); phash null when the bytes
+    do not decode, phash_trimmed null unless `trim` and the image has a uniform border."""
 
-    def hashes(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-        return phash_series(batches, trim)
+    def hashes(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+        return phash_frames(batches, trim)
 
-    return images.select("image_id", F.pandas_udf(hashes, "long")(F.col("bytes")).alias("phash"))
+    found = F.pandas_udf(hashes, "phash long, phash_trimmed long")(F.col("bytes"))
+    return images.select("image_id", found.alias("found")).select("image_id", "found.*")
 
 
 def instruction_texts(samples: DataFrame) -> DataFrame:
@@ -86,30 +93,39 @@ def ordered_pair(kind: str, a, b, similarity, evidence) -> list:
 
 
 def phash_bands(hashes: DataFrame, radius: int) -> DataFrame:
-    """Each row once per band (`band`, `value`): hashes within `radius` bits share one of radius+1 bands.
+    """Each row once per pHash it has (`hash`: phash and, when present, phash_trimmed) and band
+    (`band`, `value`): hashes within `radius` bits share one of radius+1 bands.
 
     Bands are near-equal slices of the 64 bits: a narrow last band would have few values and put
     most pairs of the table into one candidate bucket.
     """
+    listed = F.array_compact(F.array("phash", "phash_trimmed")) if "phash_trimmed" in hashes.columns \
+        else F.array("phash")
+    variants = hashes.select("*", F.explode(F.array_distinct(listed)).alias("hash"))
     bands = radius + 1
     widths = [64 // bands + (1 if b < 64 % bands else 0) for b in range(bands)]
     starts = [sum(widths[:b]) for b in range(bands)]
-    values = [F.shiftrightunsigned("phash", start).bitwiseAND(F.lit((1 << width) - 1))
+    values = [F.shiftrightunsigned("hash", start).bitwiseAND(F.lit((1 << width) - 1))
               for start, width in zip(starts, widths)]
-    return hashes.select("*", F.posexplode(F.array(*values)).alias("band", "value"))
+    return variants.select("*", F.posexplode(F.array(*values)).alias("band", "value"))
+
+
+def hash_distance(left: str, right: str):
+    return F.bit_count(F.col(f"{left}.hash").bitwiseXOR(F.col(f"{right}.hash")))
 
 
 def phash_pairs(hashes: DataFrame, radius: int) -> DataFrame:
-    """Pairs within `radius` bits, at least one side new: banded LSH, then the exact distance."""
-    banded = phash_bands(hashes.select("image_id", "phash", "is_new"), radius)
+    """Pairs within `radius` bits (the closest of their plain and trimmed pHashes), at least one side
+    new: banded LSH, then the exact distance."""
+    columns = [c for c in ("image_id", "phash", "phash_trimmed", "is_new") if c in hashes.columns]
+    banded = phash_bands(hashes.select(*columns), radius)
     left, right = banded.alias("l"), banded.alias("r")
     candidates = (
         left.join(right, (F.col("l.band") == F.col("r.band")) & (F.col("l.value") == F.col("r.value")))
         .where((F.col("l.image_id") < F.col("r.image_id")) & (F.col("l.is_new") | F.col("r.is_new")))
-        .select(F.col("l.image_id").alias("a"), F.col("r.image_id").alias("b"),
-                F.bit_count(F.col("l.phash").bitwiseXOR(F.col("r.phash"))).alias("distance"))
-        .where(F.col("distance") <= radius)  # before the dedup: Spark cannot move it there itself
-        .dropDuplicates(["a", "b"])
+        .select(F.col("l.image_id").alias("a"), F.col("r.image_id").alias("b"), hash_distance("l", "r").alias("distance"))
+        .where(F.col("distance") <= radius)  # before the aggregation: Spark cannot move it there itself
+        .groupBy("a", "b").agg(F.min("distance").alias("distance"))
     )
     return candidates.select(*ordered_pair(
         "phash", F.col("a"), F.col("b"), 1 - F.col("distance") / 64, F.format_string("hamming=%d", "distance")
@@ -117,20 +133,29 @@ def phash_pairs(hashes: DataFrame, radius: int) -> DataFrame:
 
 
 def sscd_buckets(vectors: DataFrame, buckets: int, seed: int = 7) -> np.ndarray:
-    """Unit-length k-means centroids (Spark ML) of the vectors; small, so they reach the driver."""
-    from pyspark.ml.clustering import KMeans
-    from pyspark.ml.functions import array_to_vector
+    """Unit-length spherical k-means centroids (FAISS, on the driver) of a bounded sample of the vectors.
+
+    Centroids need ~KMEANS_POINTS_PER_BUCKET points each, not every vector: the sample is at most
+    KMEANS_SAMPLE_MAX vectors (200 MB of float32 at 512-d) whatever the table's size. FAISS
+    clusters 50k vectors in seconds where Spark ML's KMeans took minutes (tests/bench/bench_sscd_search.py).
+    """
+    import faiss
 
     count = vectors.count()
     k = max(1, min(buckets or int(math.sqrt(count)), count))
-    if k == 1:  # Spark ML's KMeans needs k >= 2; one bucket (any unit centroid) holds every vector
+    if k == 1:  # one bucket (any unit centroid) holds every vector
         dim = len(vectors.first()["vector"])
         return np.full((1, dim), 1 / math.sqrt(dim), dtype=np.float32)
-    features = vectors.select(array_to_vector("vector").alias("features"))
-    if count > KMEANS_SAMPLE:  # centroids need a sample, not every vector
-        features = features.sample(fraction=KMEANS_SAMPLE / count, seed=seed)
-    model = KMeans(k=k, seed=seed, maxIter=20, featuresCol="features", initMode="k-means||").fit(features)
-    centers = np.array(model.clusterCenters(), dtype=np.float32)
+    wanted = min(count, KMEANS_SAMPLE_MAX, KMEANS_POINTS_PER_BUCKET * k)
+    picked = vectors.select("vector")
+    if wanted < count:
+        picked = picked.sample(fraction=min(1.0, 1.1 * wanted / count), seed=seed).limit(wanted)
+    sample = np.stack(picked.toPandas()["vector"].to_numpy()).astype(np.float32)
+    k = min(k, len(sample))
+    kmeans = faiss.Kmeans(sample.shape[1], k, niter=20, seed=seed, spherical=True,
+                          max_points_per_centroid=KMEANS_POINTS_PER_BUCKET)
+    kmeans.train(sample)
+    centers = kmeans.centroids
     return centers / np.maximum(np.linalg.norm(centers, axis=1, keepdims=True), 1e-12)
 
 
@@ -175,12 +200,16 @@ def sscd_pairs(vectors: DataFrame, tau: float, centers: np.ndarray, probes: int)
                                      F.format_string("cosine=%.4f", "cosine")))
 
 
-def checked_pairs(pairs: DataFrame, images: DataFrame, minimum: float, right_images: DataFrame | None = None) -> DataFrame:
-    """The image pairs that pass the pixel check (udfs.verify.copy_score >= `minimum`); the score joins the evidence.
+def pixel_check(pairs: DataFrame, images: DataFrame, neighbours: int, right_images: DataFrame | None = None,
+                ranked: tuple[str, ...] = ("left_id", "right_id")) -> DataFrame:
+    """Every pair with `check`: its copy score (udfs.verify.copy_score), null when it was not checked.
 
-    Both sides' bytes are joined in (right ids from `right_images` when given, e.g. benchmark images);
-    a batch prepares each image once (decode, trim, downscale).
-    A pair whose image does not decode fails the check.
+    Only a pair among the `neighbours` most similar candidates (per kind) of one of its images (the
+    sides in `ranked`) is checked: in a dense region (synthetic scenes, tables of one template)
+    every image has hundreds of look-alike candidates, and the work must stay ~neighbours x images.
+    Both sides' bytes are joined in (right ids from `right_images` when given, e.g. benchmark
+    images); a pair found by several signals is checked once; a batch prepares each image once
+    (decode, trim, downscale). A pair whose image does not decode scores 0.
     """
 
     def scores(batches: Iterator[pd.DataFrame]) -> Iterator[pd.Series]:
@@ -200,24 +229,50 @@ def checked_pairs(pairs: DataFrame, images: DataFrame, minimum: float, right_ima
             out = []
             for left, left_bytes, right, right_bytes in batch.itertuples(index=False):
                 a, b = image(left, left_bytes), image(right, right_bytes)
-                out.append(None if a is None or b is None else copy_score(a, b))
+                out.append(0.0 if a is None or b is None else copy_score(a, b))
             yield pd.Series(out, dtype="float64")
 
+    roles = [pairs.select("kind", F.col(side).alias("image"), F.col("right_id" if side == "left_id" else "left_id").alias("other"),
+                          "similarity", "left_id", "right_id") for side in ranked]
+    by_image = functools.reduce(DataFrame.unionByName, roles)
+    order = Window.partitionBy("kind", "image").orderBy(F.col("similarity").desc(), F.col("other"))
+    nearest = by_image.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= neighbours)
     left, right = images.select("image_id", "bytes"), (right_images if right_images is not None else images)
-    joined = pairs.join(left.select(F.col("image_id").alias("left_id"), F.col("bytes").alias("left_bytes")), "left_id") \
+    to_check = nearest.select("left_id", "right_id").distinct() \
+        .join(left.select(F.col("image_id").alias("left_id"), F.col("bytes").alias("left_bytes")), "left_id") \
         .join(right.select(F.col("image_id").alias("right_id"), F.col("bytes").alias("right_bytes")), "right_id")
     check = F.pandas_udf(scores, "double")(F.struct("left_id", "left_bytes", "right_id", "right_bytes"))
     # Few rows, much work per row: adaptive execution would coalesce them into one task. An explicit
     # count spreads them; grouping by left image lets a batch prepare each image once.
     tasks = 4 * pairs.sparkSession.sparkContext.defaultParallelism
-    return joined.repartition(tasks, "left_id").withColumn("check", check).where(F.col("check") >= minimum).select(
-        "kind", "left_id", "right_id", "similarity", F.format_string("%s check=%.3f", "evidence", "check").alias("evidence")
-    )
+    checked = to_check.repartition(tasks, "left_id").select("left_id", "right_id", check.alias("check"))
+    return pairs.join(checked, ["left_id", "right_id"], "left")
 
 
-def image_pairs(hashes: DataFrame, vectors: DataFrame, images: DataFrame, settings: DedupConf) -> DataFrame:
-    """pHash and SSCD pairs, at least one side new. Certain: SSCD cosine >= sscd_tau, and pHash pairs unless
-    phash_verify; SSCD pairs in [sscd_band_low, sscd_tau) and checked pHash pairs must pass the pixel check."""
+def verified_pairs(pairs: DataFrame, uncertain, images: DataFrame, minimum: float, neighbours: int,
+                   right_images: DataFrame | None = None, ranked: tuple[str, ...] = ("left_id", "right_id"),
+                   ) -> tuple[DataFrame, dict[str, int]]:
+    """The certain pairs as they are and the `uncertain` ones that pass the pixel check (>= `minimum`;
+    the score joins the evidence), with the pixel check's counts: candidates, checked, passed.
+
+    The checked pairs are materialised once (checkpoint): the gated write reads them several times.
+    """
+    candidates = pixel_check(pairs.where(uncertain), images, neighbours, right_images, ranked).localCheckpoint()
+    counts = candidates.agg(
+        F.count(F.lit(1)).alias("candidates"), F.count("check").alias("checked"),
+        F.count(F.when(F.col("check") >= minimum, 1)).alias("passed"),
+    ).first().asDict()
+    kept = candidates.where(F.col("check") >= minimum).select(
+        "kind", "left_id", "right_id", "similarity",
+        F.format_string("%s check=%.3f", "evidence", "check").alias("evidence"))
+    return pairs.where(~uncertain).unionByName(kept), counts
+
+
+def image_pairs(hashes: DataFrame, vectors: DataFrame, images: DataFrame,
+                settings: DedupConf) -> tuple[DataFrame, dict[str, int]]:
+    """pHash and SSCD pairs, at least one side new, and the pixel check's counts. Certain: SSCD cosine
+    >= sscd_tau, and pHash pairs unless phash_verify; SSCD pairs in [sscd_band_low, sscd_tau) and
+    checked pHash pairs must pass the pixel check."""
     pairs = phash_pairs(hashes, settings.phash_radius)
     if not vectors.where("is_new").isEmpty():
         centers = sscd_buckets(vectors, settings.sscd_buckets)
@@ -226,7 +281,7 @@ def image_pairs(hashes: DataFrame, vectors: DataFrame, images: DataFrame, settin
     pairs = pairs.localCheckpoint()  # searched once, split twice
     uncertain = ((F.col("kind") == "sscd") & (F.col("similarity") < settings.sscd_tau)) | (
         (F.col("kind") == "phash") & F.lit(settings.phash_verify))
-    return pairs.where(~uncertain).unionByName(checked_pairs(pairs.where(uncertain), images, settings.verify_min))
+    return verified_pairs(pairs, uncertain, images, settings.verify_min, settings.verify_neighbours)
 
 
 def text_pairs(texts: DataFrame, settings: DedupConf) -> DataFrame:
@@ -325,7 +380,7 @@ def run(context: JobContext, report: StageReport) -> None:
     known = lake.read(image_hashes.CONTRACT)
     fresh = hash_images(lake.read(silver_images.CONTRACT).join(known.select("image_id"), "image_id", "left_anti"),
                         settings.trim_borders)
-    fresh = fresh.select("image_id", "phash", F.current_timestamp().alias("hashed_at"),
+    fresh = fresh.select("image_id", "phash", "phash_trimmed", F.current_timestamp().alias("hashed_at"),
                          F.lit(context.run_id).alias("run_id")).persist()
     flagged = (
         known.withColumn("is_new", F.lit(False))
@@ -345,8 +400,9 @@ def run(context: JobContext, report: StageReport) -> None:
         .join(flagged.select("image_id", "is_new"), "image_id").select("image_id", "vector", "is_new").persist()
     )
     try:
-        pairs = image_pairs(flagged, vectors, lake.read(silver_images.CONTRACT), settings).unionByName(
-            text_pairs(distinct_texts, settings))
+        found_images, checks = image_pairs(flagged, vectors, lake.read(silver_images.CONTRACT), settings)
+        report.metrics.update({f"pixel_check.{k}": v for k, v in checks.items()})
+        pairs = found_images.unionByName(text_pairs(distinct_texts, settings))
         found = pairs.select(*PAIR_COLUMNS, F.current_timestamp().alias("found_at"), F.lit(context.run_id).alias("run_id"))
         report.writes.append(context.gate.write(duplicate_pairs.CONTRACT, found))
 

@@ -15,6 +15,7 @@ SCHEMA = StructType(
         StructField("dim", IntegerType(), False),
         StructField("vector", ArrayType(FloatType(), True), False),
         StructField("phash", LongType(), False),
+        StructField("phash_trimmed", LongType(), True),  # of the image without uniform borders; null: none
         StructField("bytes", BinaryType(), False),  # the normalised image, for the pixel check of candidate leaks
         StructField("loaded_at", TimestampType(), False),
         StructField("run_id", StringType(), False),
@@ -38,6 +39,7 @@ CONTRACT = TableContract(
     name="images",
     schema=SCHEMA,
     keys=KEYS,
+    version=2,  # 2: phash_trimmed
     partition_by=("model_id",),
     description="Benchmark images: SSCD vector (unit length) and pHash, searched by decontamination.",
     expectations=expectations,

@@ -1,4 +1,4 @@
-"""silver.image_hashes: the 64-bit perceptual hash of every image, for near-duplicate search."""
+"""silver.image_hashes: the 64-bit perceptual hashes (plain and borders trimmed) of every image, for near-duplicate search."""
 
 import great_expectations.expectations as gxe
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
@@ -12,6 +12,7 @@ SCHEMA = StructType(
     [
         StructField("image_id", StringType(), False),
         StructField("phash", LongType(), False),  # 64 bits as a signed bigint
+        StructField("phash_trimmed", LongType(), True),  # of the image without uniform borders; null: none
         StructField("hashed_at", TimestampType(), False),
         StructField("run_id", StringType(), False),
     ]
@@ -31,6 +32,7 @@ CONTRACT = TableContract(
     name="image_hashes",
     schema=SCHEMA,
     keys=KEYS,
+    version=2,  # 2: phash_trimmed
     description="pHash (64 bits) of every image of silver.images; an image with a hash has been through dedup.",
     expectations=expectations,
 )

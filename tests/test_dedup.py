@@ -2,6 +2,7 @@
 
 import io
 import itertools
+import random
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from pyspark.sql import functions as F
 from jobs import demo_sources
 from jobs.dedup import connected_components, phash_pairs, sample_groups, sscd_pairs, sscd_buckets, text_pairs
 from jobs.runtime.config import DedupConf
-from udfs.signatures import hamming, normalized_text, phash, shingles
+from udfs.signatures import hamming, normalized_text, phash, phashes, shingles
 
 pytestmark = pytest.mark.usefixtures("spark")
 
@@ -30,6 +31,17 @@ def test_phash_is_stable_under_small_changes_and_far_between_photos():
         assert hamming(original, phash(jpeg(changed))) <= 6
     others = [phash(jpeg(photos[name])) for name in ("coffee", "rocket", "astronaut", "moon")]
     assert min(hamming(original, other) for other in others) > 16
+
+
+def test_a_padded_copy_is_close_by_its_trimmed_phash():
+    photo = Image.open(io.BytesIO(next(p for p in demo_sources.load_photos() if p.name == "chelsea").data)).convert("RGB")
+    padded = Image.new("RGB", (photo.width + 120, photo.height + 40), (0, 0, 0))
+    padded.paste(photo, (60, 20))
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    assert phashes(jpeg(noise, 95))[1] is None  # nothing to trim: the plain hash stands for both
+    plain = phash(jpeg(photo, 95))
+    padded_plain, padded_trimmed = phashes(jpeg(padded, 95))
+    assert hamming(plain, padded_trimmed) <= 6 < hamming(plain, padded_plain)
 
 
 def test_text_normalisation_and_shingles():
@@ -53,14 +65,22 @@ def random_hashes(count: int, planted: int, radius: int, seed: int = 3):
 def test_banded_lsh_finds_exactly_the_pairs_all_pairs_finds(spark):
     radius = 6
     values = random_hashes(300, 40, radius)
-    frame = spark.createDataFrame([(f"{i:04d}", v, True) for i, v in enumerate(values)], "image_id string, phash long, is_new boolean")
-    found = {(r.left_id, r.right_id) for r in phash_pairs(frame, radius).collect()}
-    brute = {
-        (f"{i:04d}", f"{j:04d}")
-        for i, j in itertools.combinations(range(len(values)), 2)
-        if hamming(values[i], values[j]) <= radius
-    }
+    # a quarter of the images also have a trimmed pHash: close to another image's plain one
+    rng = random.Random(3)
+    trimmed = [values[rng.randrange(len(values))] ^ (1 << rng.randrange(63)) if i % 4 == 0 else None
+               for i in range(len(values))]
+    frame = spark.createDataFrame([(f"{i:04d}", v, t, True) for i, (v, t) in enumerate(zip(values, trimmed))],
+                                  "image_id string, phash long, phash_trimmed long, is_new boolean")
+    found = {(r.left_id, r.right_id): r.similarity for r in phash_pairs(frame, radius).collect()}
+
+    def closest(i: int, j: int) -> int:
+        return min(hamming(a, b) for a in (values[i], trimmed[i]) for b in (values[j], trimmed[j])
+                   if a is not None and b is not None)
+
+    brute = {(f"{i:04d}", f"{j:04d}"): 1 - closest(i, j) / 64
+             for i, j in itertools.combinations(range(len(values)), 2) if closest(i, j) <= radius}
     assert found == brute and len(brute) >= 40
+    assert sum(closest(i, j) < hamming(values[i], values[j]) for i, j in (tuple(int(x) for x in k) for k in brute)) >= 20
 
 
 def test_only_pairs_with_a_new_side_are_searched(spark):
@@ -144,8 +164,32 @@ def test_uncertain_pairs_are_kept_only_when_the_pixel_check_agrees(spark):
     vectors = spark.createDataFrame([(i, v.tolist(), True) for i, v in zip(ids, embedded)],
                                     "image_id string, vector array<float>, is_new boolean")
     unchecked = DedupConf(sscd_tau=0.3, phash_radius=20, phash_verify=False)
-    assert {(r.left_id, r.right_id) for r in image_pairs(hashes, vectors, images, unchecked).collect()} >= {("a", "b")}
+    pairs, counts = image_pairs(hashes, vectors, images, unchecked)
+    assert {(r.left_id, r.right_id) for r in pairs.collect()} >= {("a", "b")}
+    assert counts["candidates"] == 0  # nothing is uncertain: SSCD >= 0.3 is certain, pHash unchecked
     checked = DedupConf(sscd_tau=1.0, sscd_band_low=0.3, phash_radius=20, phash_verify=True)
-    found = {(r.kind, r.left_id, r.right_id): r.evidence for r in image_pairs(hashes, vectors, images, checked).collect()}
+    pairs, counts = image_pairs(hashes, vectors, images, checked)
+    found = {(r.kind, r.left_id, r.right_id): r.evidence for r in pairs.collect()}
     assert ("sscd", "a", "copy") in found and "check=" in found[("sscd", "a", "copy")]
     assert ("a", "b") not in {(left, right) for _, left, right in found}  # the look-alike fails the check
+    # every candidate (three images: at most two per image) is checked; what passed is what was kept
+    assert counts["candidates"] == counts["checked"] >= 3
+    assert counts["passed"] == len(found)
+
+
+def test_the_pixel_check_looks_only_at_each_images_nearest_candidates(spark):
+    from jobs.dedup import pixel_check
+    from udfs import planted
+
+    charts = [data for _, data in planted.render_charts(3, seed=2)]
+    images = spark.createDataFrame([(f"i{k}", d) for k, d in enumerate(charts)], "image_id string, bytes binary")
+    # i0 is a hub with five candidates; i5's own best candidate is i0
+    rows = [("sscd", "i0", f"i{k}", 0.9 - k / 100, "e") for k in range(1, 6)] + [("sscd", "i4", "i5", 0.8, "e")]
+    pairs = spark.createDataFrame(rows, "kind string, left_id string, right_id string, similarity double, evidence string")
+    both = {(r.left_id, r.right_id) for r in pixel_check(pairs, images, 1).where("check IS NOT NULL").collect()}
+    # the nearest candidate of i0 is i1, of i1..i5 i0 (i4 and i5 are each other's second): (i4, i5) is not checked
+    assert both == {("i0", "i1"), ("i0", "i2"), ("i0", "i3"), ("i0", "i4"), ("i0", "i5")}
+    # ranked by the left image only (decontamination: a training image's nearest benchmark images)
+    left_only = pixel_check(pairs, images, 2, ranked=("left_id",)).where("check IS NOT NULL")
+    assert {(r.left_id, r.right_id) for r in left_only.collect()} == {("i0", "i1"), ("i0", "i2"), ("i4", "i5")}
+    assert pixel_check(pairs, images, 2).count() == len(rows)  # unchecked pairs stay, with a null check

@@ -93,11 +93,8 @@ def trim_uniform_border(image: Image.Image, tolerance: int = TRIM_TOLERANCE, fra
     return image if box == (0, 0, image.width, image.height) else image.crop(box)
 
 
-def phash(data: bytes, trim: bool = False) -> int:
-    """The 64-bit pHash of an image as a signed int64 (Spark's bigint); `trim`: of the image without uniform borders."""
-    with Image.open(io.BytesIO(data)) as image:
-        image = trim_uniform_border(image.convert("RGB")) if trim else image
-        gray = np.asarray(image.convert("L").resize((_SAMPLE, _SAMPLE), Image.Resampling.LANCZOS), dtype=np.float64)
+def _phash_of(image: Image.Image) -> int:
+    gray = np.asarray(image.convert("L").resize((_SAMPLE, _SAMPLE), Image.Resampling.LANCZOS), dtype=np.float64)
     dct = _dct_matrix() @ gray @ _dct_matrix().T
     low = dct[:HASH_SIZE, :HASH_SIZE].flatten()
     bits = low > np.median(low[1:])
@@ -105,20 +102,39 @@ def phash(data: bytes, trim: bool = False) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+def phash(data: bytes, trim: bool = False) -> int:
+    """The 64-bit pHash of an image as a signed int64 (Spark's bigint); `trim`: of the image without uniform borders."""
+    with Image.open(io.BytesIO(data)) as image:
+        return _phash_of(trim_uniform_border(image.convert("RGB")) if trim else image)
+
+
+def phashes(data: bytes, trim: bool = True) -> tuple[int, int | None]:
+    """(pHash, pHash without uniform borders or None when `trim` is off or the image has none).
+
+    Both, because trimming is not stable everywhere: a pale table background or a coloured title
+    bar can lose a line more or less in a recompressed copy, which moves the trimmed hash while the
+    plain one stays; a padded copy is the opposite case.
+    """
+    with Image.open(io.BytesIO(data)) as image:
+        rgb = image.convert("RGB")
+        trimmed = trim_uniform_border(rgb) if trim else rgb
+        return _phash_of(rgb), (_phash_of(trimmed) if trimmed is not rgb else None)
+
+
 def hamming(a: int, b: int) -> int:
     return bin((a ^ b) & ((1 << 64) - 1)).count("1")
 
 
-def phash_series(batches: Iterator[pd.Series], trim: bool = False) -> Iterator[pd.Series]:
-    """Iterator pandas UDF body: image bytes -> pHash (null when the bytes do not decode)."""
+def phash_frames(batches: Iterator[pd.Series], trim: bool = True) -> Iterator[pd.DataFrame]:
+    """Iterator pandas UDF body: image bytes -> (phash, phash_trimmed) (both null when the bytes do not decode)."""
     for images in batches:
-        hashes = []
+        found = []
         for data in images:
             try:
-                hashes.append(phash(data, trim))
+                found.append(phashes(data, trim))
             except (OSError, ValueError):
-                hashes.append(None)
-        yield pd.Series(hashes, dtype="Int64")
+                found.append((None, None))
+        yield pd.DataFrame(found, columns=["phash", "phash_trimmed"], dtype="Int64")
 
 
 def normalized_text(text: str) -> str:

@@ -246,14 +246,17 @@ class DedupConf(StrictModel):
         default="image_and_text", description="what makes two samples duplicates (image_and_text: HoneyPipe's rule)"
     )
     phash_radius: int = Field(default=6, ge=0, le=20, description="pHash Hamming distance for near-duplicate images")
-    sscd_tau: float = Field(default=0.95, gt=0, le=1, description="SSCD cosine similarity for near-duplicate images")
+    sscd_tau: float = Field(default=1.0, gt=0, le=1, description=(
+        "SSCD cosine at which images are near-duplicates without the pixel check (1.0: every pair is checked)"))
     sscd_band_low: float = Field(default=0.75, gt=0, le=1, description=(
         "SSCD pairs in [sscd_band_low, sscd_tau) are kept only when the pixel check agrees; >= sscd_tau: no band"))
     phash_verify: bool = Field(default=True, description="pHash pairs are kept only when the pixel check agrees")
     verify_min: float = Field(default=0.9, gt=0, le=1, description="pixel check: share of informative tiles that match")
-    trim_borders: bool = Field(default=True, description="pHash of the image without its uniform borders")
+    verify_neighbours: int = Field(default=8, ge=1, description=(
+        "pixel check: only the pairs among an image's this many most similar candidates (per signal)"))
+    trim_borders: bool = Field(default=True, description="also the pHash of the image without uniform borders")
     sscd_buckets: int = Field(default=0, ge=0, description="k-means buckets for SSCD search; 0 = sqrt(vectors)")
-    sscd_probes: int = Field(default=4, ge=1, description="buckets each vector joins (recall vs work)")
+    sscd_probes: int = Field(default=8, ge=1, description="buckets each vector joins (recall vs work)")
     text_shingle_words: int = Field(default=3, ge=1)
     text_jaccard: float = Field(default=0.8, gt=0, le=1, description="MinHash Jaccard similarity for near-duplicate texts")
     minhash_tables: int = Field(default=8, ge=1)
@@ -262,12 +265,15 @@ class DedupConf(StrictModel):
 
 class DecontaminateConf(StrictModel):
     benchmarks: list[str] = Field(default=["demo_*"], description="benchmark names or fnmatch patterns from conf/benchmarks.yaml")
-    image_tau: float = Field(default=0.95, gt=0, le=1, description="SSCD cosine at which a training image leaks a benchmark image")
+    image_tau: float = Field(default=1.0, gt=0, le=1, description=(
+        "SSCD cosine at which a training image leaks a benchmark image without the pixel check (1.0: never)"))
     phash_radius: int = Field(default=6, ge=0, le=20, description="pHash Hamming distance at which an image leaks")
     image_band_low: float = Field(default=0.75, gt=0, le=1, description=(
         "SSCD pairs in [image_band_low, image_tau) leak only when the pixel check agrees; >= image_tau: no band"))
     phash_verify: bool = Field(default=True, description="pHash leaks too must pass the pixel check")
     verify_min: float = Field(default=0.9, gt=0, le=1, description="pixel check: share of informative tiles that match")
+    verify_neighbours: int = Field(default=8, ge=1, description=(
+        "pixel check: only a training image's this many most similar benchmark images (per signal)"))
     text_ngram: int = Field(default=13, ge=1, description="word n-grams shared with a benchmark question")
     text_min_overlap: float = Field(
         default=0.5, gt=0, le=1, description="share of a benchmark question's n-grams a sample must contain"

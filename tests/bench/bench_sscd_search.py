@@ -3,7 +3,7 @@
 Synthetic data: N random 512-d unit vectors (float32), of which 1% are planted partners of
 another vector at an exact cosine spread uniformly over [tau + 0.001, 0.999] (the positives) and
 0.2% at [tau - 0.02, tau - 0.002] (negatives: must not be reported). Every vector is new. For each
-N the Spark side runs jobs.dedup.sscd_buckets (timed apart: Spark ML k-means) and then
+N the Spark side runs jobs.dedup.sscd_buckets (timed apart: FAISS k-means on a bounded sample) and then
 jobs.dedup.sscd_pairs once per --probes value (collected, so fully evaluated).
 
 The exact answer. For N <= --exact-max it is FAISS IndexFlatIP range_search of every vector
@@ -17,8 +17,9 @@ neighbour other than a vector's own planted partner may reach tau (the largest i
 Positives are compared by their float32 cosine, never by the design value, so none sits on tau.
 
 Targets: recall >= 0.99 at the configured probes; growth t(4N)/t(N) <= 6 (bucketed search,
-k-means included). The dedup stage searches down to dedup.sscd_band_low (pairs in [band_low,
-sscd_tau) go to the pixel check): --tau measures recall at that threshold. Uniform random
+k-means included). The default --tau is what the dedup stage searches down to,
+min(dedup.sscd_band_low, dedup.sscd_tau) (pairs below sscd_tau go to the pixel check); --tau 0.95
+measures FineVision's threshold. Uniform random
 vectors are the worst case for bucketing (no clusters), so this is a lower bound on the recall
 real SSCD embeddings get.
 
@@ -132,7 +133,8 @@ def timed(work):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="50000,200000,800000", help="comma-separated N")
-    parser.add_argument("--tau", type=float, default=None, help="search threshold (default: dedup.sscd_tau)")
+    parser.add_argument("--tau", type=float, default=None,
+                        help="search threshold (default: the stage's, min(dedup.sscd_band_low, dedup.sscd_tau))")
     parser.add_argument("--probes", default=None, help="comma-separated probe counts (default: dedup.sscd_probes)")
     parser.add_argument("--exact-max", type=int, default=200_000, help="largest N whose exact answer is brute-forced")
     parser.add_argument("--check-queries", type=int, default=2000, help="queries brute-forced to check the claim beyond --exact-max")
@@ -146,7 +148,7 @@ def main() -> None:
     config = load_config("local", [f"paths.lake={workdir}/lake", f"spark.master=local[{args.cores}]",
                                    f"spark.conf.spark.sql.shuffle.partitions={args.cores * 4}", *args.set])
     settings = config.dedup
-    tau = settings.sscd_tau if args.tau is None else args.tau
+    tau = min(settings.sscd_band_low, settings.sscd_tau) if args.tau is None else args.tau
     probes = [int(p) for p in args.probes.split(",")] if args.probes else [settings.sscd_probes]
     faiss.omp_set_num_threads(args.cores)
     spark = get_session(config)

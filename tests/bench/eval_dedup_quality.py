@@ -137,7 +137,9 @@ class Rule:
 
     certain: pHash <= radius [phash_radius] (unless phash_verify), SSCD >= tau [sscd_tau];
     checked (kept when copy_score >= verify_min [verify_min]): SSCD in [band_low, tau)
-    [sscd_band_low], and pHash <= radius when phash_verify [phash_verify].
+    [sscd_band_low], and pHash <= radius when phash_verify [phash_verify]; with `neighbours`, only
+    pairs among the nearest candidates of one of their images (dedup) or of the training image
+    (decontamination) are checked.
     """
 
     name: str
@@ -146,7 +148,8 @@ class Rule:
     band_low: float = 1.0  # >= sscd_tau: no band
     phash_verify: bool = False
     verify_min: float = 0.9
-    trim: bool = False  # pHash of trimmed images [dedup.trim_borders]
+    neighbours: int = 0  # pixel check only among an image's nearest candidates per signal [verify_neighbours]; 0: all
+    trim: bool = False  # also the pHash of trimmed images, the closest counts [dedup.trim_borders]
     sscd_trim: bool | None = None  # SSCD of trimmed images [embed.trim_borders]; None: as `trim`
     use_phash: bool = True
     use_sscd: bool = True
@@ -157,7 +160,12 @@ class Scorer:
 
     def __init__(self, images: list[planted.PlantedImage], sig: Signals):
         self.images, self.n = images, len(images)
-        self.distance = {False: hamming_matrix(sig.phash), True: hamming_matrix(sig.phash_trim)}
+        # trimmed: as the stage, the closest of the plain and trimmed pHashes of both images
+        both = np.concatenate([sig.phash, sig.phash_trim])
+        every = hamming_matrix(both)
+        n = len(sig.phash)
+        closest = np.minimum.reduce([every[i * n:(i + 1) * n, j * n:(j + 1) * n] for i in (0, 1) for j in (0, 1)])
+        self.distance = {False: every[:n, :n], True: closest}
         self.cosine = {trim: v @ v.T for trim, v in ((False, sig.sscd), (True, sig.sscd_trim)) if v.shape[1]}
         self._prepared: dict[int, object] = {}
         self._scores: dict[tuple[int, int], float] = {}
@@ -183,20 +191,38 @@ class Scorer:
         distance = self.distance[rule.trim][np.ix_(rows, cols)]
         cosine = self.cosine[rule.trim if rule.sscd_trim is None else rule.sscd_trim][np.ix_(rows, cols)]
         valid = rows[:, None] != cols[None, :]
-        if rows is cols or (len(rows) == self.n and len(cols) == self.n):
+        if len(rows) == self.n and len(cols) == self.n:
             valid &= rows[:, None] < cols[None, :]
+        square = len(rows) == self.n and len(cols) == self.n
         ph = (distance <= rule.phash_radius) & valid & rule.use_phash
         certain = ph & (not rule.phash_verify)
-        checked = ph & rule.phash_verify
+        checked = nearest(ph & rule.phash_verify, 1 - distance / 64, rule.neighbours, square)
         if rule.use_sscd:
             certain |= (cosine >= rule.sscd_tau) & valid
-            checked |= (cosine >= rule.band_low) & (cosine < rule.sscd_tau) & valid
+            band = (cosine >= rule.band_low) & (cosine < rule.sscd_tau) & valid
+            checked |= nearest(band, cosine, rule.neighbours, square)
         checked &= ~certain
         accepted = certain.copy()
         for a, b in zip(*np.nonzero(checked)):
             if self.check(rows[a], cols[b]) >= rule.verify_min:
                 accepted[a, b] = True
         return accepted
+
+
+def nearest(candidates: np.ndarray, similarity: np.ndarray, neighbours: int, symmetric: bool) -> np.ndarray:
+    """The candidates among the `neighbours` most similar of their row's image (and, `symmetric`,
+    of their column's: an upper-triangle pair matrix), as the stage's pixel_check ranks them."""
+    if not neighbours:
+        return candidates
+    full = candidates | candidates.T if symmetric else candidates
+    score = np.where(full, similarity, -np.inf)
+    top = np.argsort(-score, axis=1, kind="stable")[:, :neighbours]
+    keep = np.zeros_like(full)
+    np.put_along_axis(keep, top, True, axis=1)
+    keep &= full
+    if symmetric:
+        keep |= keep.T
+    return candidates & keep
 
 
 # ---------------------------------------------------------------- scores
@@ -288,6 +314,7 @@ def configured_rule() -> Rule:
     return Rule(
         "configured (base.yaml)", phash_radius=dedup.phash_radius, sscd_tau=dedup.sscd_tau,
         band_low=dedup.sscd_band_low, phash_verify=dedup.phash_verify, verify_min=dedup.verify_min,
+        neighbours=dedup.verify_neighbours,
         trim=dedup.trim_borders, sscd_trim=embed.trim_borders,
     )
 
