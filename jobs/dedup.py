@@ -92,6 +92,13 @@ def ordered_pair(kind: str, a, b, similarity, evidence) -> list:
     ]
 
 
+def band_layout(radius: int) -> list[tuple[int, int]]:
+    """(first bit, width) of each of radius+1 near-equal bands of the 64 bits."""
+    bands = radius + 1
+    widths = [64 // bands + (1 if b < 64 % bands else 0) for b in range(bands)]
+    return [(sum(widths[:b]), width) for b, width in enumerate(widths)]
+
+
 def phash_bands(hashes: DataFrame, radius: int) -> DataFrame:
     """Each row once per pHash it has (`hash`: phash and, when present, phash_trimmed) and band
     (`band`, `value`): hashes within `radius` bits share one of radius+1 bands.
@@ -102,11 +109,8 @@ def phash_bands(hashes: DataFrame, radius: int) -> DataFrame:
     listed = F.array_compact(F.array("phash", "phash_trimmed")) if "phash_trimmed" in hashes.columns \
         else F.array("phash")
     variants = hashes.select("*", F.explode(F.array_distinct(listed)).alias("hash"))
-    bands = radius + 1
-    widths = [64 // bands + (1 if b < 64 % bands else 0) for b in range(bands)]
-    starts = [sum(widths[:b]) for b in range(bands)]
     values = [F.shiftrightunsigned("hash", start).bitwiseAND(F.lit((1 << width) - 1))
-              for start, width in zip(starts, widths)]
+              for start, width in band_layout(radius)]
     return variants.select("*", F.posexplode(F.array(*values)).alias("band", "value"))
 
 

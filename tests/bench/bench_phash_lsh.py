@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jobs.dedup import phash_pairs
+from jobs.dedup import band_layout, phash_pairs
 from jobs.runtime.config import load_config
 from jobs.runtime.session import get_session
 
@@ -69,12 +69,11 @@ def all_pairs(hashes: np.ndarray, radius: int, threads: int) -> set[tuple[int, i
 
 
 def band_candidates(hashes: np.ndarray, radius: int) -> list[int]:
-    """Pairs sharing each band's value, computed as phash_pairs bands (arithmetic shift, then mask)."""
-    bands = radius + 1
-    width = math.ceil(64 / bands)
+    """Pairs sharing each band's value, with phash_pairs' bands (unsigned shift, then mask)."""
+    unsigned = hashes.view(np.uint64)
     counts = []
-    for band in range(bands):
-        _, sizes = np.unique((hashes >> (band * width)) & ((1 << width) - 1), return_counts=True)
+    for start, width in band_layout(radius):
+        _, sizes = np.unique((unsigned >> np.uint64(start)) & np.uint64((1 << width) - 1), return_counts=True)
         counts.append(int(np.sum(sizes.astype(np.int64) * (sizes - 1) // 2)))
     return counts
 
@@ -120,7 +119,7 @@ def main() -> None:
         return seconds, {(int(r.left_id), int(r.right_id)) for r in rows}
 
     lsh(synthetic(WARM_UP_SIZE, radius, args.seed + 1), 1)
-    print(f"radius {radius} ({radius + 1} bands of {math.ceil(64 / (radius + 1))} bits), Spark local[{args.cores}], "
+    print(f"radius {radius} (bands of {[w for _, w in band_layout(radius)]} bits), Spark local[{args.cores}], "
           f"numpy all pairs on {args.cores} threads; near copies {NEAR_SHARE:.1%} of N, far copies {FAR_SHARE:.1%}")
     print(f"{'N':>8} {'pairs':>6} {'same':>5} {'LSH s':>8} {'all pairs s':>11} {'LSH/all pairs':>13}  candidates per band")
     for size in (int(s) for s in args.sizes.split(",")):
