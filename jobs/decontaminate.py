@@ -28,7 +28,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.dedup import hash_distance, hash_images, phash_bands, verified_pairs
+from jobs.dedup import hash_columns, hash_distance, hash_images, phash_bands, verified_pairs
 from jobs.embed import embed, embedding_settings
 from jobs.ingest import list_source_files, mark_duplicates, read_records, reject_rows, write_rejects
 from jobs.normalize import chat_rows, decode_partitions, image_policy, image_slots, image_verdicts, normalize_images, text_policy, verdicts
@@ -142,12 +142,8 @@ def sscd_leaks(train: DataFrame, bench: DataFrame, tau: float, partitions: int) 
 def phash_leaks(train: DataFrame, bench: DataFrame, radius: int) -> DataFrame:
     """Training pHashes within `radius` bits of a benchmark pHash (one shared band, then the exact
     distance; plain and trimmed pHashes, the closest counts)."""
-    def hashes(frame: DataFrame, id_column: str) -> DataFrame:
-        return frame.select(F.col("image_id").alias(id_column), "phash",
-                            *[c for c in ("phash_trimmed",) if c in frame.columns])
-
-    left = phash_bands(hashes(train, "image_id"), radius).alias("l")
-    right = phash_bands(hashes(bench, "bench_image_id"), radius).alias("r")
+    left = phash_bands(train.select("image_id", *hash_columns(train)), radius).alias("l")
+    right = phash_bands(bench.select(F.col("image_id").alias("bench_image_id"), *hash_columns(bench)), radius).alias("r")
     joined = left.join(F.broadcast(right), ["band", "value"]).select(
         "image_id", "bench_image_id", hash_distance("l", "r").alias("distance")
     ).where(F.col("distance") <= radius).groupBy("image_id", "bench_image_id").agg(F.min("distance").alias("distance"))

@@ -99,6 +99,11 @@ def band_layout(radius: int) -> list[tuple[int, int]]:
     return [(sum(widths[:b]), width) for b, width in enumerate(widths)]
 
 
+def hash_columns(frame: DataFrame) -> list[str]:
+    """The pHash columns `frame` has: phash, and phash_trimmed when present."""
+    return [c for c in ("phash", "phash_trimmed") if c in frame.columns]
+
+
 def phash_bands(hashes: DataFrame, radius: int) -> DataFrame:
     """Each row once per pHash it has (`hash`: phash and, when present, phash_trimmed) and band
     (`band`, `value`): hashes within `radius` bits share one of radius+1 bands.
@@ -106,9 +111,8 @@ def phash_bands(hashes: DataFrame, radius: int) -> DataFrame:
     Bands are near-equal slices of the 64 bits: a narrow last band would have few values and put
     most pairs of the table into one candidate bucket.
     """
-    listed = F.array_compact(F.array("phash", "phash_trimmed")) if "phash_trimmed" in hashes.columns \
-        else F.array("phash")
-    variants = hashes.select("*", F.explode(F.array_distinct(listed)).alias("hash"))
+    listed = F.array_distinct(F.array_compact(F.array(*hash_columns(hashes))))
+    variants = hashes.select("*", F.explode(listed).alias("hash"))
     values = [F.shiftrightunsigned("hash", start).bitwiseAND(F.lit((1 << width) - 1))
               for start, width in band_layout(radius)]
     return variants.select("*", F.posexplode(F.array(*values)).alias("band", "value"))
@@ -121,8 +125,7 @@ def hash_distance(left: str, right: str):
 def phash_pairs(hashes: DataFrame, radius: int) -> DataFrame:
     """Pairs within `radius` bits (the closest of their plain and trimmed pHashes), at least one side
     new: banded LSH, then the exact distance."""
-    columns = [c for c in ("image_id", "phash", "phash_trimmed", "is_new") if c in hashes.columns]
-    banded = phash_bands(hashes.select(*columns), radius)
+    banded = phash_bands(hashes.select("image_id", *hash_columns(hashes), "is_new"), radius)
     left, right = banded.alias("l"), banded.alias("r")
     candidates = (
         left.join(right, (F.col("l.band") == F.col("r.band")) & (F.col("l.value") == F.col("r.value")))
@@ -147,9 +150,6 @@ def sscd_buckets(vectors: DataFrame, buckets: int, seed: int = 7) -> np.ndarray:
 
     count = vectors.count()
     k = max(1, min(buckets or int(math.sqrt(count)), count))
-    if k == 1:  # one bucket (any unit centroid) holds every vector
-        dim = len(vectors.first()["vector"])
-        return np.full((1, dim), 1 / math.sqrt(dim), dtype=np.float32)
     wanted = min(count, KMEANS_SAMPLE_MAX, KMEANS_POINTS_PER_BUCKET * k)
     picked = vectors.select("vector")
     if wanted < count:
@@ -236,7 +236,8 @@ def pixel_check(pairs: DataFrame, images: DataFrame, neighbours: int, right_imag
                 out.append(0.0 if a is None or b is None else copy_score(a, b))
             yield pd.Series(out, dtype="float64")
 
-    roles = [pairs.select("kind", F.col(side).alias("image"), F.col("right_id" if side == "left_id" else "left_id").alias("other"),
+    roles = [pairs.select("kind", F.col(side).alias("image"),
+                          F.col("right_id" if side == "left_id" else "left_id").alias("other"),
                           "similarity", "left_id", "right_id") for side in ranked]
     by_image = functools.reduce(DataFrame.unionByName, roles)
     order = Window.partitionBy("kind", "image").orderBy(F.col("similarity").desc(), F.col("other"))
@@ -259,8 +260,10 @@ def verified_pairs(pairs: DataFrame, uncertain, images: DataFrame, minimum: floa
     """The certain pairs as they are and the `uncertain` ones that pass the pixel check (>= `minimum`;
     the score joins the evidence), with the pixel check's counts: candidates, checked, passed.
 
-    The checked pairs are materialised once (checkpoint): the gated write reads them several times.
+    `pairs` and the checked pairs are materialised once (checkpoints): the search behind `pairs` is
+    split in two here, and the gated write reads the result several times.
     """
+    pairs = pairs.localCheckpoint()
     candidates = pixel_check(pairs.where(uncertain), images, neighbours, right_images, ranked).localCheckpoint()
     counts = candidates.agg(
         F.count(F.lit(1)).alias("candidates"), F.count("check").alias("checked"),
@@ -282,7 +285,6 @@ def image_pairs(hashes: DataFrame, vectors: DataFrame, images: DataFrame,
         centers = sscd_buckets(vectors, settings.sscd_buckets)
         low = min(settings.sscd_band_low, settings.sscd_tau)
         pairs = pairs.unionByName(sscd_pairs(vectors, low, centers, settings.sscd_probes))
-    pairs = pairs.localCheckpoint()  # searched once, split twice
     uncertain = ((F.col("kind") == "sscd") & (F.col("similarity") < settings.sscd_tau)) | (
         (F.col("kind") == "phash") & F.lit(settings.phash_verify))
     return verified_pairs(pairs, uncertain, images, settings.verify_min, settings.verify_neighbours)

@@ -137,24 +137,19 @@ def _squeezed(text: str) -> str:
 
 
 def named_choice(line: str, choices: list[str]) -> str | None:
-    """The choice a line names last (by text or letter); longer choices win ties."""
-    letter = None
-    for match in _LETTER.finditer(line):
-        index = ord(next(g for g in match.groups() if g)) - ord("A")
-        if index < len(choices):
-            letter = (match.start(), choices[index])
+    """The choice a line names last by its text (longer choices win ties), else by its letter."""
     squeezed = _squeezed(line)
     best = None
     for choice in choices:
         key = _squeezed(choice)
         at = squeezed.rfind(key) if key else -1
-        if at >= 0:
-            end = at + len(key)
-            if best is None or (end, len(key)) > (best[0], best[1]):
-                best = (end, len(key), choice)
-    if letter and (best is None or not _squeezed(best[2])):
-        return letter[1]
-    return best[2] if best else (letter[1] if letter else None)
+        if at >= 0 and (best is None or (at + len(key), len(key)) > best[:2]):
+            best = (at + len(key), len(key), choice)
+    if best is not None:
+        return best[2]
+    letters = [ord(next(g for g in m.groups() if g)) - ord("A") for m in _LETTER.finditer(line)]
+    named = [choices[i] for i in letters if i < len(choices)]
+    return named[-1] if named else None
 
 
 def _polarity(lines: list[str]) -> tuple[str, str]:
