@@ -24,6 +24,8 @@ bench: install
 	$(PY) tests/bench/bench_sscd_search.py
 	$(PY) tests/bench/eval_dedup_quality.py
 	$(PY) tests/bench/eval_nlvr_grouping.py
+	$(PY) tests/bench/bench_teacher.py
+	$(PY) tests/bench/eval_judge_agreement.py
 
 install: $(INSTALLED)
 

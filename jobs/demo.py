@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from jobs import decontaminate, dedup, demo_sources, embed, ingest, normalize
+from jobs import (caption, decontaminate, dedup, demo_sources, difficulty, distill, embed, ingest, normalize, rate,
+                  route, verify)
 from jobs.runtime.session import get_session
 from jobs.runtime.stage import add_config_flags, config_from_args
 from jobs.runtime.gate import quality_report
@@ -14,12 +15,15 @@ from jobs.runtime.tables import Lake, describe_tables
 from jobs.runtime.tracking import ui_command
 from udfs.readers import local_path
 
-PIPELINE = (ingest, normalize, embed, dedup, decontaminate)  # every stage, in the order the demo runs them
+CURATION = (ingest, normalize, embed, dedup, decontaminate)  # sources -> clean, deduplicated, decontaminated samples
+TEACHING = (caption, rate, distill, verify, route, difficulty)  # the teacher stages over the eligible samples
+PIPELINE = CURATION + TEACHING  # every stage, in the order the demo runs them
 
 
 def example_queries(lake: Lake) -> list[tuple[str, str]]:
     samples, images, rejects = (lake.schema_name("silver") + t for t in (".samples", ".images", ".rejects"))
-    groups, flags = (lake.schema_name("gold") + t for t in (".duplicate_groups", ".contamination"))
+    gold = lake.schema_name("gold")
+    groups, flags = (gold + t for t in (".duplicate_groups", ".contamination"))
     return [
         (
             "Samples, images and turns per source",
@@ -47,6 +51,17 @@ def example_queries(lake: Lake) -> list[tuple[str, str]]:
             "Samples flagged as benchmark contamination (flags, not deletions)",
             f"SELECT c.benchmark, c.item_id, c.kind, round(c.similarity, 3) AS similarity, c.source, s.source_key, c.evidence "
             f"FROM {flags} c JOIN {samples} s USING (sample_id) ORDER BY c.benchmark, c.kind, c.item_id, s.source_key LIMIT 12",
+        ),
+        (
+            "A distilled turn: the teacher's reasoning, its verdict, the routing outcome, the small model's pass rate",
+            f"SELECT r.sample_id, r.turn_index, r.question, r.gold_answer, r.reasoning, r.final_answer, v.verdict, v.reason, "
+            f"o.outcome, d.pass_rate, d.subsets FROM {gold}.reasoning r JOIN {gold}.verdicts v USING (sample_id, turn_index, teacher) "
+            f"LEFT JOIN {gold}.routing o USING (sample_id, turn_index) LEFT JOIN {gold}.difficulty d USING (sample_id, turn_index) "
+            f"WHERE r.teacher = 'short' ORDER BY (v.verdict = 'correct') DESC, r.sample_id, r.turn_index LIMIT 3",
+        ),
+        (
+            "Verified rate and routing outcomes per source",
+            f"SELECT o.source, o.outcome, count(*) AS turns FROM {gold}.routing o GROUP BY o.source, o.outcome ORDER BY o.source, turns DESC",
         ),
     ]
 

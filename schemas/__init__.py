@@ -5,7 +5,9 @@ from schemas import (
     benchmark_images,
     benchmark_items,
     bronze_records,
+    captions,
     contamination,
+    difficulty,
     duplicate_groups,
     duplicate_pairs,
     image_embeddings,
@@ -13,8 +15,12 @@ from schemas import (
     ingested_files,
     silver_images,
     silver_rejects,
+    reasoning,
+    routing,
     silver_samples,
+    turn_ratings,
     validations,
+    verdicts,
 )
 
 ALL_TABLES: tuple[TableContract, ...] = (
@@ -30,6 +36,12 @@ ALL_TABLES: tuple[TableContract, ...] = (
     benchmark_items.CONTRACT,
     benchmark_images.CONTRACT,
     contamination.CONTRACT,
+    captions.CONTRACT,
+    turn_ratings.CONTRACT,
+    reasoning.CONTRACT,
+    verdicts.CONTRACT,
+    routing.CONTRACT,
+    difficulty.CONTRACT,
     validations.CONTRACT,
 )
 

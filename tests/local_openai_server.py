@@ -16,10 +16,11 @@ from udfs.generation import Request
 
 
 class LocalOpenAIServer:
-    def __init__(self, backend=None, scripted: list[str] | None = None, fail_first: int = 0, fail_status: int = 503,
-                 delay_s: float = 0.0):
+    def __init__(self, backend=None, scripted: list[str] | None = None, reply: str | None = None, fail_first: int = 0,
+                 fail_status: int = 503, delay_s: float = 0.0):
         self.backend = backend
         self.scripted = list(scripted or [])
+        self.reply = reply  # the answer once `scripted` is used up
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.delay_s = delay_s
@@ -52,7 +53,7 @@ class LocalOpenAIServer:
         with self.lock:
             self.requests.append(body)
             number = len(self.requests)
-            scripted = self.scripted.pop(0) if self.scripted else None
+            scripted = self.scripted.pop(0) if self.scripted else self.reply
         if number <= self.fail_first:
             return self.fail_status, {"error": {"message": f"planted failure {number}"}}
         if self.delay_s:

@@ -22,7 +22,7 @@ from jobs.runtime.config import load_config
 from tests.local_openai_server import LocalOpenAIServer
 from udfs.answers import check_frame, parse_choices
 from udfs.generation import (GenerationSettings, OpenAIBackend, Request, TransformersBackend, VLLMBackend,
-                             backend_for, generate_frame)
+                             backend_for, generate_frame, load_causal_lm)
 from udfs.prompts import parse_scores, split_reasoning, split_reasoning_frame
 
 AXES = ("formatting", "relevance", "visual_dependency", "image_correspondence")
@@ -66,9 +66,11 @@ def test_batched_rows_are_answered_like_single_rows(local_model):
 def test_dequantised_weights_are_cached_and_reused(local_model, local_settings):
     cached = list(Path(local_settings.cache_dir).glob("*/config.json"))
     assert len(cached) == 1
+    load_causal_lm.cache_clear()
     started = time.monotonic()
     again = TransformersBackend(local_settings)
     assert time.monotonic() - started < 15  # the GGUF dequantisation (~20 s) is not repeated
+    assert again.model is not local_model.model
     assert again.generate([question("What is 2 + 3?")])[0].text == local_model.generate([question("What is 2 + 3?")])[0].text
 
 

@@ -128,50 +128,58 @@ def model_folder(model: str) -> Path:
     return Path(model).expanduser()
 
 
-class TransformersBackend:
+@functools.lru_cache(maxsize=2)
+def load_causal_lm(model: str, gguf_file: str | None, cache_dir: str, threads: int) -> tuple[Any, Any]:
+    """(tokenizer, model) once per worker, shared by every role that names the same weights."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    torch.set_num_threads(threads)
+    folder = _plain_weights(model, gguf_file, cache_dir, AutoModelForCausalLM, AutoTokenizer)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.padding_side = "left"  # generation continues every row from its own last token
+    tokenizer.truncation_side = "left"  # a capped prompt keeps its end: the question and the instruction
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+
+
+def _plain_weights(model: str, gguf_file: str | None, cache_dir: str, model_class, tokenizer_class) -> Path:
+    """The model as plain safetensors: a GGUF file is dequantised once and cached (atomic rename)."""
+    folder = model_folder(model)
+    if gguf_file is None:
+        return folder
+    gguf = folder / gguf_file
+    if not gguf.is_file():
+        raise ValueError(f"teacher model: GGUF file not found: {gguf}")
+    cached = Path(cache_dir).expanduser() / f"{gguf.stem}-{gguf.stat().st_size}"
+    if (cached / "config.json").is_file():
+        return cached
+    staging = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+    tokenizer_class.from_pretrained(folder, gguf_file=gguf_file).save_pretrained(staging)
+    loaded = model_class.from_pretrained(folder, gguf_file=gguf_file)
+    # The weights are plain float tensors now; without this transformers refuses to save a "gguf-quantised" model.
+    loaded.hf_quantizer = None
+    if hasattr(loaded.config, "quantization_config"):
+        del loaded.config.quantization_config
+    loaded.save_pretrained(staging)
+    try:
+        staging.rename(cached)
+    except OSError:  # another worker cached it first
+        shutil.rmtree(staging, ignore_errors=True)
+    return cached
+
+
+class TransformersBackend:
     def __init__(self, settings: GenerationSettings):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()
-        transformers_logging.set_verbosity_error()
-        torch.set_num_threads(settings.threads)
         self.torch = torch
         self.settings = settings
-        folder = self._weights(settings, AutoModelForCausalLM, AutoTokenizer)
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.tokenizer.padding_side = "left"  # generation continues every row from its own last token
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-
-    @staticmethod
-    def _weights(settings: GenerationSettings, model_class, tokenizer_class) -> Path:
-        """The model as plain safetensors: a GGUF file is dequantised once and cached (atomic rename)."""
-        folder = model_folder(settings.model)
-        if settings.gguf_file is None:
-            return folder
-        gguf = folder / settings.gguf_file
-        if not gguf.is_file():
-            raise ValueError(f"teacher model: GGUF file not found: {gguf}")
-        cached = Path(settings.cache_dir).expanduser() / f"{gguf.stem}-{gguf.stat().st_size}"
-        if (cached / "config.json").is_file():
-            return cached
-        staging = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-        tokenizer_class.from_pretrained(folder, gguf_file=settings.gguf_file).save_pretrained(staging)
-        model = model_class.from_pretrained(folder, gguf_file=settings.gguf_file)
-        # The weights are plain float tensors now; without this transformers refuses to save a "gguf-quantised" model.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(staging)
-        try:
-            staging.rename(cached)
-        except OSError:  # another worker cached it first
-            shutil.rmtree(staging, ignore_errors=True)
-        return cached
+        self.tokenizer, self.model = load_causal_lm(settings.model, settings.gguf_file, settings.cache_dir, settings.threads)
 
     def generate(self, requests: list[Request]) -> list[Generation]:
         results: list[Generation] = []
@@ -186,7 +194,6 @@ class TransformersBackend:
     def _generate_batch(self, batch: list[Request]) -> list[Generation]:
         torch, settings, tokenizer = self.torch, self.settings, self.tokenizer
         texts = [tokenizer.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False) for r in batch]
-        tokenizer.truncation_side = "left"  # a capped prompt keeps its end: the question and the instruction
         encoded = tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
                             max_length=settings.max_prompt_tokens, add_special_tokens=False)
         sampling = {"do_sample": False}

@@ -19,7 +19,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from udfs.generation import GenerationSettings
 from udfs.mapping import TemplateError, compile_template
+from udfs.prompts import PromptSpec
 
 ENVIRONMENTS = ("local", "databricks", "dataproc")
 SOURCE_FORMATS = ("hf_parquet", "llava_json", "webdataset", "cauldron_parquet")
@@ -282,6 +284,37 @@ class DecontaminateConf(StrictModel):
     partitions: int = Field(default=0, ge=0, description="tasks for the image search; 0 = 4 x default parallelism")
 
 
+class TeacherConf(StrictModel):
+    models: dict[str, GenerationSettings] = Field(description="teacher models by role (short, long, judge, small, ...)")
+    sources: list[str] = Field(default=["*"], description="sources (names or fnmatch patterns) the teacher stages work on")
+    chunk_rows: int = Field(default=64, gt=0, description="rows per committed chunk: a killed run loses at most one")
+    max_chunks: int = Field(default=0, ge=0, description="chunks per run (a budget); 0 = all pending work")
+    max_input_chars: int = Field(default=4000, gt=0, description="cap on each text put into a prompt")
+    partitions: int = Field(default=0, ge=0, description="generation tasks per chunk; 0 = the default parallelism")
+
+
+class GeneratingStageConf(StrictModel):
+    model: str = Field(description="a role in teacher.models")
+    prompt: str = Field(description="a prompt in conf/prompts")
+
+
+class RateConf(GeneratingStageConf):
+    retries: int = Field(default=1, ge=0, description="repair requests after an unparseable rating")
+
+
+class VerifyConf(StrictModel):
+    judge: str = Field(default="judge", description="the judge's role in teacher.models (free-form answers)")
+    prompt: str = "fidelity"
+    judge_pass: int = Field(default=4, ge=1, le=5, description="judge scores at or above this are correct")
+    retries: int = Field(default=1, ge=0, description="repair requests after an unparseable judgement")
+
+
+class DifficultyConf(GeneratingStageConf):
+    samples: int = Field(default=4, ge=1, description="k answers per question from the small model")
+    drop_pass_rate_at_least: float = Field(default=1.0, ge=0, le=1, description="too easy: in no subset")
+    subsets: dict[str, float] = Field(default={}, description="subset name -> hardest fraction of the rest")
+
+
 class MlflowConf(StrictModel):
     tracking_uri: str = Field(description="sqlite:///... locally, `databricks`, or an MLflow server URL")
     artifact_location: str | None = Field(default=None, description="for a new experiment; None = the server's default")
@@ -299,6 +332,14 @@ class Config(StrictModel):
     embed: EmbedConf = EmbedConf()
     dedup: DedupConf = DedupConf()
     decontaminate: DecontaminateConf = DecontaminateConf()
+    teacher: TeacherConf
+    rate: RateConf
+    caption: GeneratingStageConf
+    distill: GeneratingStageConf
+    verify: VerifyConf = VerifyConf()
+    route: GeneratingStageConf
+    difficulty: DifficultyConf
+    prompts: dict[str, PromptSpec] = {}
     sources: dict[str, SourceConfig] = {}
     benchmarks: dict[str, SourceConfig] = {}
 
@@ -317,6 +358,26 @@ class Config(StrictModel):
     def selected_benchmarks(self) -> list[SourceConfig]:
         return [b for name, b in sorted(self.benchmarks.items())
                 if any(fnmatch.fnmatchcase(name, p) for p in self.decontaminate.benchmarks)]
+
+    @model_validator(mode="after")
+    def _teacher_references(self) -> Config:
+        stages = {"rate": self.rate, "caption": self.caption, "distill": self.distill, "route": self.route,
+                  "difficulty": self.difficulty}
+        for stage, conf in stages.items():
+            if conf.model not in self.teacher.models:
+                raise ValueError(f"{stage}.model: `{conf.model}` is not a role in teacher.models "
+                                 f"({', '.join(sorted(self.teacher.models))})")
+            if conf.prompt not in self.prompts:
+                raise ValueError(f"{stage}.prompt: `{conf.prompt}` is not a file in conf/prompts "
+                                 f"({', '.join(sorted(self.prompts))})")
+        if self.verify.judge not in self.teacher.models:
+            raise ValueError(f"verify.judge: `{self.verify.judge}` is not a role in teacher.models")
+        if self.verify.prompt not in self.prompts:
+            raise ValueError(f"verify.prompt: `{self.verify.prompt}` is not a file in conf/prompts")
+        return self
+
+    def teacher_model(self, role: str) -> GenerationSettings:
+        return self.teacher.models[role]
 
     def digest(self) -> str:
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -367,6 +428,7 @@ def load_config(env: str = "local", overrides: list[str] = (), conf_dir: Path | 
             raise ConfigError(_describe(err, {(): source_files[name]})) from None
     merged["sources"] = source_dicts
     merged["benchmarks"] = _benchmark_specs(conf_dir / "benchmarks.yaml", merged, source_dicts)
+    merged["prompts"] = _prompt_specs(conf_dir / "prompts")
     try:
         config = Config.model_validate(merged)
     except ValidationError as err:
@@ -399,6 +461,21 @@ def _benchmark_specs(path: Path, merged: dict, sources: dict[str, dict]) -> dict
         except ValidationError as err:
             raise ConfigError(_describe(err, {(): where})) from None
         specs[name] = spec
+    return specs
+
+
+def _prompt_specs(folder: Path) -> dict[str, dict]:
+    """conf/prompts/<name>.yaml, each a versioned prompt (udfs.prompts.PromptSpec)."""
+    specs = {}
+    for path in sorted(folder.glob("*.yaml")):
+        raw = _read_yaml(path)
+        if raw.get("name") != path.stem:
+            raise ConfigError(f"{path}: name: `{raw.get('name')}` must equal the file name `{path.stem}`")
+        try:
+            PromptSpec.model_validate(raw)
+        except ValidationError as err:
+            raise ConfigError(_describe(err, {(): str(path)})) from None
+        specs[path.stem] = raw
     return specs
 
 

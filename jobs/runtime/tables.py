@@ -108,6 +108,17 @@ class Lake:
         self.reads.setdefault(contract.logical_name, version)
         return self.read_version(contract, version)
 
+    def latest_data_version(self, contract: TableContract) -> int:
+        """The newest version that changed data (publishing only sets a table property)."""
+        history = DeltaTable.forName(self.spark, self.name(contract)).history(20)
+        changed = history.where(F.col("operation") != "SET TBLPROPERTIES").agg(F.max("version")).first()[0]
+        return self.latest_version(contract) if changed is None else changed
+
+    def read_latest(self, contract: TableContract) -> DataFrame:
+        """Every committed row, published or not: what a resumed stage must not generate again."""
+        self.ensure(contract)
+        return self.read_version(contract, self.latest_version(contract))
+
     def read_version(self, contract: TableContract, version: int) -> DataFrame:
         return self.spark.sql(f"SELECT * FROM {self.name(contract)} VERSION AS OF {int(version)}")
 

@@ -1,0 +1,35 @@
+"""What every teacher table records about how a row was generated, and the rules that hold for it."""
+
+import great_expectations.expectations as gxe
+from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType, IntegerType, StringType, StructField, TimestampType
+
+FINISH_REASONS = ("stop", "length", "error", "abort", "repetition")
+
+# model / prompt / sampling / counts / when: the provenance of a generated row
+PROVENANCE = [
+    StructField("model", StringType(), False),  # the teacher's label (teacher.models.<role>.name)
+    StructField("prompt_version", StringType(), False),  # e.g. reasoning@v1
+    StructField("sampling", StringType(), False),  # JSON: temperature, top_p, seed, token caps
+    StructField("raw_output", StringType(), True),  # the model's text as returned (data, never executed)
+    StructField("tokens_in", IntegerType(), False),
+    StructField("tokens_out", IntegerType(), False),
+    StructField("finish_reason", StringType(), True),
+    StructField("calls", IntegerType(), False),  # backend calls spent on the row (retries, repairs)
+    StructField("teacher_blind", BooleanType(), False),  # the sample has images the teacher could not see
+    StructField("caption_used", BooleanType(), False),  # ... and their captions were in the prompt instead
+    StructField("generated_at", TimestampType(), False),
+    StructField("run_id", StringType(), False),
+]
+
+CHECKS = {
+    "check_counts_non_negative": lambda inputs: (F.col("tokens_in") >= 0) & (F.col("tokens_out") >= 0) & (F.col("calls") >= 0),
+    "check_caption_only_when_blind": lambda inputs: ~F.col("caption_used") | F.col("teacher_blind"),
+}
+
+
+def expectations() -> list:
+    return [
+        gxe.ExpectColumnValuesToBeInSet(column="finish_reason", value_set=list(FINISH_REASONS)),
+        gxe.ExpectColumnValuesToMatchRegex(column="prompt_version", regex=r"^[a-z_]+@v\d+$"),
+    ]
