@@ -17,6 +17,9 @@ from udfs.readers import local_path
 
 CURATION = (ingest, normalize, embed, dedup, decontaminate)  # sources -> clean, deduplicated, decontaminated samples
 TEACHING = (caption, rate, distill, verify, route, difficulty)  # the teacher stages over the eligible samples
+# The CPU teacher makes ~20 tokens/s here: the demo runs the teacher stages on its Cauldron source only
+# (9 samples, 18 turns) so it ends in minutes; `finelake run <stage>` covers every source.
+DEMO_TEACHER_SOURCES = "teacher.sources=[demo_cauldron]"
 PIPELINE = CURATION + TEACHING  # every stage, in the order the demo runs them
 
 
@@ -86,9 +89,10 @@ def run(args: argparse.Namespace) -> int:
     stage_flags = ["--env", args.env, *sum((["--set", o] for o in args.overrides), [])]
     if args.conf:
         stage_flags += ["--conf", args.conf]
+    teacher_flags = [] if any(o.startswith("teacher.sources=") for o in args.overrides) else ["--set", DEMO_TEACHER_SOURCES]
     for stage in PIPELINE:
         print(f"\n== finelake run {stage.STAGE}")
-        code = stage.main(stage_flags)
+        code = stage.main(stage_flags + (teacher_flags if stage in TEACHING else []))
         if code != 0:
             return code
     lake = Lake(get_session(config), config)

@@ -12,8 +12,8 @@ from tests.bench.eval_judge_agreement import Agreement, agreement, judge_scores
 from tests.conftest import SHARED_DATA, needs_shared_data
 
 pytestmark = pytest.mark.realdata
-PROBLEMS = 6  # TabMWP test problems through the chain (numbers and multiple choice)
-JUDGED = 12  # Vibe-Eval answers the local judge scores
+PROBLEMS = 4  # TabMWP test problems through the chain (numbers and multiple choice)
+JUDGED = 8  # Vibe-Eval answers the local judge scores
 
 
 @pytest.fixture(scope="module")

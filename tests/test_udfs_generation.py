@@ -295,7 +295,7 @@ def test_repair_requests_follow_unparseable_answers():
 def test_choices_and_rule_checks_per_row():
     assert parse_choices("Which is bigger? Choices: (A) red apple (B) blue (C) 7") == ["red apple", "blue", "7"]
     assert parse_choices("What is 2 + 3?") == []
-    checked = check_frame(pd.Series(["Answer: (B)", "The total is $1,250.", None, "A cat."]),
-                          pd.Series(["blue", "1250", "5", "a dog"]),
-                          pd.Series(["Pick. Choices: (A) red (B) blue", "Total?", "2+3?", "What animal?"]))
-    assert checked["verdict"].tolist() == ["correct", "correct", "unverified", "needs_judge"]
+    checked = check_frame(pd.Series(["Answer: (B)", "The total is $1,250.", None, "A cat.", "So it takes 3 minutes."]),
+                          pd.Series(["blue", "1250", "5", "a dog", "3 minutes per day"]),  # gold turns carry units
+                          pd.Series(["Pick. Choices: (A) red (B) blue", "Total?", "2+3?", "What animal?", "Rate?"]))
+    assert checked["verdict"].tolist() == ["correct", "correct", "unverified", "needs_judge", "correct"]

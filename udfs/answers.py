@@ -82,11 +82,19 @@ def _value(match: re.Match) -> tuple[float, bool]:
     return float(g["x"].replace(",", "").replace(" ", "")), g["pct"] is not None
 
 
+_UNIT = re.compile(r"[A-Za-z][A-Za-z./]*(?: [A-Za-z./]+){0,2}")  # up to three words: "minutes per day"
+
+
 def parse_number(text: str) -> float | None:
-    """The value of a gold answer written as one number ("1,807.80", "$5", "69/127", "45%"), else None."""
+    """The value of a gold answer written as one number, with or without a unit ("1,807.80", "$5",
+    "69/127", "45%", "3 minutes per day"), else None."""
     stripped = text.strip().replace("$", "").replace("€", "").replace("£", "").strip()
     match = _NUMBER.fullmatch(stripped)
-    return _value(match)[0] if match else None
+    if match is None:
+        match = _NUMBER.match(stripped)
+        if match is None or not _UNIT.fullmatch(stripped[match.end():].strip()):
+            return None
+    return _value(match)[0]
 
 
 def _decimals(gold: str) -> int:
