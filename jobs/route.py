@@ -47,8 +47,9 @@ def outcomes(verdict_rows: DataFrame, run_id: str) -> DataFrame:
 
 def run(context: JobContext, report: StageReport) -> None:
     config = context.config
+    verify_pending(context, report)  # short answers distilled since the last verify run
     distil(context, report, failed_short_turns(context), config.route.model, config.route.prompt, "long")
-    verify_pending(context, report)
+    verify_pending(context, report)  # the long teacher's answers
     verdict_rows = context.lake.read(verdicts.CONTRACT)
     write = context.gate.write(routing.CONTRACT, outcomes(verdict_rows, context.run_id),
                                update_when="NOT (t.outcome <=> s.outcome) OR NOT (t.long_verdict <=> s.long_verdict)",

@@ -16,7 +16,7 @@ from tests.conftest import SHARED_DATA, needs_shared_data
 
 pytestmark = [needs_shared_data("nlvr", "tabmwp"), pytest.mark.realdata]
 PLANTED = 24  # TabMWP tables planted as training images
-NLVR_STATEMENTS = 40  # clean training samples, six images each
+NLVR_STATEMENTS = 20  # clean training samples, six images each
 BENCHMARK_ITEMS = 120  # the TabMWP test problems loaded as the benchmark: the planted ones and more
 
 

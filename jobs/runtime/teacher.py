@@ -143,10 +143,16 @@ def write_in_chunks(context: JobContext, report: StageReport, contract: TableCon
     totals = dict.fromkeys(GENERATION_TOTALS, 0)
     if total:
         log.info("%s: %d pending rows in %d chunks of ~%d; this run: %d", contract.logical_name, total, chunks, chunk_rows, todo)
-    for chunk in range(todo if total else 0):
+    committed = 0
+    for chunk in range(chunks if total else 0):
+        if committed == todo:
+            break
         rows = produce(numbered.where(F.col("chunk") == chunk).drop("chunk")).localCheckpoint()
         sums = [F.sum(c).alias(c) for c in GENERATION_TOTALS if c in rows.columns]
         stats = rows.agg(F.count(F.lit(1)).alias("rows"), *sums).first().asDict()
+        if not stats["rows"]:  # hash chunks of a few rows can be empty; they do not count against max_chunks
+            continue
+        committed += 1
         tally(report, [], rows.select(F.col(label).alias("source")),
               rows.select(F.col(label).alias("source"), outcome.alias("reason")))
         context.lake.merge(contract, rows)
@@ -155,10 +161,10 @@ def write_in_chunks(context: JobContext, report: StageReport, contract: TableCon
             totals[name] += stats.get(name) or 0
         elapsed = time.monotonic() - started
         log.info("%s: chunk %d/%d committed: %d rows (%d of %d this run), %d tokens out, %.2f rows/s",
-                 contract.logical_name, chunk + 1, todo, stats["rows"], written, total, totals["tokens_out"], written / elapsed)
+                 contract.logical_name, committed, todo, stats["rows"], written, total, totals["tokens_out"], written / elapsed)
     elapsed = time.monotonic() - started
     prefix = contract.name
-    report.metrics.update({f"{prefix}.pending": total, f"{prefix}.written": written, f"{prefix}.chunks": todo if total else 0,
+    report.metrics.update({f"{prefix}.pending": total, f"{prefix}.written": written, f"{prefix}.chunks": committed if total else 0,
                            f"{prefix}.left_for_next_run": total - written, f"{prefix}.seconds": round(elapsed, 3)})
     report.metrics.update({f"{prefix}.{name}": value for name, value in totals.items() if value})
     if written and elapsed > 0:

@@ -76,6 +76,9 @@ class Tracker:
             "catalog": self.config.catalog.name or "(session default)",
             "schema_prefix": self.config.catalog.schema_prefix,
             "sources": ",".join(s.name for s in self.config.selected_sources()),
+            # which teacher answered and with which prompt (never endpoints or keys)
+            "teacher_models": ", ".join(f"{role}={m.name}/{m.backend}" for role, m in sorted(self.config.teacher.models.items())),
+            "prompt_versions": ", ".join(p.label for _, p in sorted(self.config.prompts.items())),
         }
         for key, value in params.items():
             self._client.log_param(self.mlflow_run_id, key, value)
