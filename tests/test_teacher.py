@@ -13,6 +13,10 @@ import hashlib
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -20,7 +24,7 @@ import pytest
 from PIL import Image
 from pyspark.sql import functions as F
 
-from jobs import cli, demo_sources, difficulty, rate
+from jobs import cli, demo_sources, difficulty
 from jobs.demo import TEACHING, example_queries
 from schemas import silver_images, silver_samples, turn_ratings
 from tests.local_openai_server import LocalOpenAIServer
@@ -252,18 +256,47 @@ def teacher_tables(lake):
                                 routing.CONTRACT, difficulty_table.CONTRACT)}
 
 
-def test_a_stopped_run_resumes_without_regenerating_stored_rows(taught):
-    """Rate with a served judge in chunks of ~2 turns; the first run stops after one committed chunk
-    (teacher.max_chunks), the second finishes: the judge's HTTP requests count every turn once."""
+def committed_rows(table_folder: Path) -> int:
+    """Rows added by the table's commits after its creation, read from the Delta log (no Spark)."""
+    rows = 0
+    for commit in sorted((table_folder / "_delta_log").glob("*.json"))[1:]:
+        for line in commit.read_text().splitlines():
+            add = json.loads(line).get("add")
+            if add and add.get("stats"):
+                rows += json.loads(add["stats"])["numRecords"]
+    return rows
+
+
+def test_a_killed_run_loses_at_most_its_chunk_in_flight_and_regenerates_nothing(spark, base_overrides, tmp_path):
+    """`rate` in a separate process on its own lake, killed (SIGKILL) while the chunk after its first
+    commit waits on the judge; a second process finishes. The judge's requests count every turn once
+    plus at most the killed chunk."""
     scores = '{"formatting": 4, "relevance": 4, "visual_dependency": 3, "image_correspondence": 5}'
-    with LocalOpenAIServer(reply=scores) as judge:
-        flags = taught.flags(*BUDGETS, f"teacher.models.served_judge={served('served-judge', judge.url)}",
-                             "rate.model=served_judge", "teacher.chunk_rows=2")
-        ours = F.col("model") == "served-judge"
-        assert rate.main([*flags, "--set", "teacher.max_chunks=1"]) == 0
-        stored = taught.lake.read_latest(turn_ratings.CONTRACT).where(ours).count()
-        assert 1 <= stored < TURNS and len(judge.requests) == stored
-        assert rate.main(flags) == 0
-    assert len(judge.requests) == TURNS  # the second run asked only for the rows not stored
-    final = taught.lake.read(turn_ratings.CONTRACT).where(ours).collect()
-    assert len(final) == TURNS and {r.status for r in final} == {"ok"} and {r.calls for r in final} == {1}
+    lake = tmp_path / "lake"
+    store = lake / "warehouse" / "gold_store.db" / "turn_ratings"
+    with LocalOpenAIServer(reply=scores, delay_s=0.5) as judge:
+        overrides = [o for o in base_overrides if not o.startswith("paths.lake=")] + [
+            f"paths.lake={lake}", *BUDGETS, "teacher.chunk_rows=2", "rate.model=served_judge",
+            f"teacher.models.served_judge={served('served-judge', judge.url, concurrency=1)}"]
+        command = [sys.executable, "-m", "tests.resume_child", *overrides]
+        first = subprocess.Popen(command, cwd=Path(__file__).parents[1], start_new_session=True,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and first.poll() is None:
+            stored = committed_rows(store) if store.is_dir() else 0
+            if stored and len(judge.requests) > stored:  # a chunk committed, the next one in flight
+                break
+            time.sleep(0.1)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        stored = committed_rows(store)
+        killed_requests = len(judge.requests)
+        assert first.returncode == -signal.SIGKILL and 1 <= stored < TURNS
+        second = subprocess.run(command, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=600)
+        assert second.returncode == 0, second.stderr[-3000:]
+    assert len(judge.requests) - killed_requests == TURNS - stored  # nothing stored was asked again
+    keys = [(hashlib.md5(p.name.encode()).hexdigest(), turn) for p in demo_sources.load_photos()[:PHOTOS] for turn in (0, 1)]
+    chunks = spark.createDataFrame(keys, "sample_id string, turn_index int").groupBy(
+        F.pmod(F.xxhash64("sample_id", "turn_index"), F.lit(TURNS // 2))).count()
+    assert killed_requests - stored <= chunks.agg(F.max("count")).first()[0]  # lost: at most the chunk in flight
+    assert committed_rows(store) == TURNS
