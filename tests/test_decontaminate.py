@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from pyspark.sql import functions as F
 
 from jobs.decontaminate import image_hits, phash_leaks, question_grams, sscd_leaks, text_hits
 from jobs.runtime.config import DecontaminateConf
