@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import sys
 
-import pandas as pd
-
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -19,29 +17,21 @@ from jobs.runtime import teacher
 from jobs.runtime.stage import JobContext, StageReport, run_job
 from schemas import turn_ratings
 from schemas.turn_ratings import AXES
-from udfs.prompts import parse_scores, scores_frame
 
 STAGE = "rate"
 DESCRIPTION = "Rate every eligible turn on four axes (1-5) with the judge model."
 TURN_KEYS = ["sample_id", "turn_index"]
 
 
-def rating_unparseable(text: str) -> str | None:
-    return parse_scores(text, AXES)[1]
-
-
-def rating_scores(texts: pd.Series) -> pd.DataFrame:
-    return scores_frame(texts, AXES)
-
-
 def rating_rows(context: JobContext, chunk: DataFrame) -> DataFrame:
     config = context.config
     settings, prompt = config.teacher_model(config.rate.model), config.prompts[config.rate.prompt]
+    unparseable, scores = teacher.score_parsing(AXES)
     generated = teacher.generate(
         chunk, settings, prompt, config.teacher.max_input_chars, teacher.partitions(context),
         {"question": F.col("question"), "answer": F.col("answer"), "caption": F.col("caption")},
-        unparseable=rating_unparseable, retries=config.rate.retries,
-    ).withColumn("scores", F.pandas_udf(rating_scores, ", ".join(f"{a} int" for a in AXES) + ", reason string")(F.col("out.text")))
+        unparseable=unparseable, retries=config.rate.retries,
+    ).withColumn("scores", scores(F.col("out.text")))
     status, reason = teacher.status_and_reason(F.col("out.error"), F.col("scores.reason"), "unparseable")
     return generated.select(*TURN_KEYS, "source", status.alias("status"), reason.alias("reason"),
                             *[F.col(f"scores.{a}").alias(a) for a in AXES], *teacher.provenance(context, settings, prompt))

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import sys
 
-import pandas as pd
-
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -20,20 +18,11 @@ from jobs.runtime import teacher
 from jobs.runtime.stage import JobContext, StageReport, run_job
 from schemas import reasoning, verdicts
 from udfs.answers import NEEDS_JUDGE, check_frame
-from udfs.prompts import parse_scores, scores_frame
 
 STAGE = "verify"
 DESCRIPTION = "Verify every distilled final answer: by rule where possible, else by the fidelity judge."
 KEYS = ["sample_id", "turn_index", "teacher"]
 JUDGE_AXES = ("score",)
-
-
-def judge_unparseable(text: str) -> str | None:
-    return parse_scores(text, JUDGE_AXES)[1]
-
-
-def judge_scores(texts: pd.Series) -> pd.DataFrame:
-    return scores_frame(texts, JUDGE_AXES)
 
 
 def verdict_rows(context: JobContext, chunk: DataFrame) -> DataFrame:
@@ -54,12 +43,13 @@ def verdict_rows(context: JobContext, chunk: DataFrame) -> DataFrame:
         F.lit(0).alias("judge_calls"), *timestamps,
     )
     settings, prompt = config.teacher_model(config.verify.judge), config.prompts[config.verify.prompt]
+    unparseable, scores = teacher.score_parsing(JUDGE_AXES)
     judged = teacher.generate(
         ruled.where(F.col("rule.verdict") == NEEDS_JUDGE), settings, prompt, config.teacher.max_input_chars,
         teacher.partitions(context),
         {"question": F.col("question"), "reference": F.col("gold_answer"), "response": F.col("final_answer")},
-        unparseable=judge_unparseable, retries=config.verify.retries,
-    ).withColumn("judgement", F.pandas_udf(judge_scores, "score int, reason string")(F.col("out.text")))
+        unparseable=unparseable, retries=config.verify.retries,
+    ).withColumn("judgement", scores(F.col("out.text")))
     score = F.col("judgement.score")
     by_judge = judged.select(
         *common,

@@ -27,7 +27,7 @@ from schemas import contamination, duplicate_groups, silver_images, silver_sampl
 from schemas import captions as captions_table
 from schemas.contract import TableContract
 from udfs.generation import RESULT_TYPE, GenerationSettings, generate_batches
-from udfs.prompts import PromptSpec
+from udfs.prompts import PromptSpec, parse_scores, scores_frame
 
 log = logging.getLogger("finelake")
 GENERATION_TOTALS = ("tokens_in", "tokens_out", "calls", "judge_calls")
@@ -188,3 +188,16 @@ def status_and_reason(error: Column, parse_reason: Column, unparsed: str) -> tup
     reason = F.when(error.isNotNull(), F.concat(F.lit("generation_failed: "), error)).otherwise(parse_reason)
     return status, reason
 
+
+
+def score_parsing(axes: tuple[str, ...]) -> tuple[Callable[[str], str | None], Callable[..., Column]]:
+    """(unparseable, parse): the repair check `generate` takes, and the pandas UDF that turns output
+    texts into a struct of the axes' scores and a reason (rate's four axes, the judge's score)."""
+
+    def unparseable(text: str) -> str | None:
+        return parse_scores(text, axes)[1]
+
+    def frame(texts: pd.Series) -> pd.DataFrame:
+        return scores_frame(texts, axes)
+
+    return unparseable, F.pandas_udf(frame, ", ".join(f"{a} int" for a in axes) + ", reason string")
