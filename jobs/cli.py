@@ -7,14 +7,12 @@ import sys
 
 from pyspark.errors import PySparkException
 
-from jobs import demo
+from jobs import demo, registry
 from jobs.runtime.session import get_session
 from jobs.runtime.stage import add_config_flags, config_from_args
 from jobs.runtime.gate import quality_report
 from jobs.runtime.tables import Lake, describe_tables
 from jobs.runtime.tracking import ui_command
-
-STAGES = {module.STAGE: module for module in demo.PIPELINE}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = top.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run one stage (flags after the stage go to it)")
-    run.add_argument("stage", choices=sorted(STAGES))
+    run.add_argument("stage", choices=[s.name for s in registry.STAGES])
     run.add_argument("stage_args", nargs=argparse.REMAINDER, help="--env, --set KEY=VALUE, --conf DIR")
     sql = commands.add_parser("sql", help='run a SQL query over the lake, e.g. finelake sql "SELECT * FROM silver.samples"')
     sql.add_argument("query")
@@ -44,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "run":
-        return STAGES[args.stage].main(args.stage_args)
+        return registry.BY_NAME[args.stage].main(args.stage_args)
     if args.command == "demo":
         return demo.run(args)
     config = config_from_args(args, args.command)

@@ -6,21 +6,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from jobs import (caption, decontaminate, dedup, demo_sources, difficulty, distill, embed, ingest, normalize, rate,
-                  route, verify)
+from jobs import registry
 from jobs.runtime.session import get_session
 from jobs.runtime.stage import add_config_flags, config_from_args
 from jobs.runtime.gate import quality_report
 from jobs.runtime.tables import Lake, describe_tables
 from jobs.runtime.tracking import ui_command
+from udfs import demo_sources
 from udfs.readers import local_path
 
-CURATION = (ingest, normalize, embed, dedup, decontaminate)  # sources -> clean, deduplicated, decontaminated samples
-TEACHING = (caption, rate, distill, verify, route, difficulty)  # the teacher stages over the eligible samples
-# The CPU teacher makes ~20 tokens/s here: the demo runs the teacher stages on its Cauldron source only
+# The CPU teacher makes ~60 tokens/s here: the demo runs the teacher stages on its Cauldron source only
 # (9 samples, 18 turns) so it ends in minutes; `finelake run <stage>` covers every source.
 DEMO_TEACHER_SOURCES = "teacher.sources=[demo_cauldron]"
-PIPELINE = CURATION + TEACHING  # every stage, in the order the demo runs them
 
 
 def example_queries(lake: Lake) -> list[tuple[str, str]]:
@@ -90,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
     if args.conf:
         stage_flags += ["--conf", args.conf]
     teacher_flags = [] if any(o.startswith("teacher.sources=") for o in args.overrides) else ["--set", DEMO_TEACHER_SOURCES]
-    for stage in PIPELINE:
-        print(f"\n== finelake run {stage.STAGE}")
-        code = stage.main(stage_flags + (teacher_flags if stage in TEACHING else []))
+    for stage in registry.STAGES:
+        print(f"\n== finelake run {stage.name}")
+        code = stage.main(stage_flags + (teacher_flags if stage.group == registry.TEACHING else []))
         if code != 0:
             return code
     lake = Lake(get_session(config), config)

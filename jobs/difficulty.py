@@ -1,109 +1,44 @@
 """difficulty: every eligible turn -> gold.difficulty: a small model's pass rate, and subsets.
 
 The small model (`difficulty.model`, sampling at its temperature) answers each question
-`difficulty.samples` (k) times; each final answer is checked by rule against the dataset's
-answer (udfs/answers.py). pass rate = correct / checkable answers; a free-form gold answer is
-`unverifiable` (no pass rate). The selection policy (MMFineReason): questions with a pass rate
-of at least `drop_pass_rate_at_least` are in no subset; of the rest, each subset in
-`difficulty.subsets` holds the hardest fraction (lowest pass rate; ties split by a hash of the
-key, so the fractions are exact and stable). Subsets are recomputed over the whole table on
-every run, as new questions arrive.
+`difficulty.samples` (k) times, each answer checked by rule (jobs/ops/difficulty.py). Subsets
+(`difficulty.subsets`: the hardest fractions of the questions below `drop_pass_rate_at_least`)
+are recomputed over the table on every run, as new questions arrive; only rows whose subsets
+change are written.
 """
 
 from __future__ import annotations
 
 import sys
 
-from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.runtime import teacher
+from jobs.ops.commits import commit_pending
+from jobs.ops.difficulty import SUBSETS_CHANGED, difficulty_rows, with_subsets
+from jobs.ops.teacher import eligible_turns, not_done, with_visual_inputs
+from jobs.runtime.gate import Batch
 from jobs.runtime.stage import JobContext, StageReport, run_job
 from schemas import difficulty
-from udfs.answers import CORRECT, NEEDS_JUDGE, check_frame
-from udfs.prompts import split_reasoning_frame
 
 STAGE = "difficulty"
 DESCRIPTION = "Sample k answers per question from the small model, record the pass rate, select difficulty subsets."
-TURN_KEYS = ["sample_id", "turn_index"]
-QUANTILE_ERROR = 1e-4  # approxQuantile: distributed, exact enough for subset boundaries
-
-
-def difficulty_rows(context: JobContext, chunk: DataFrame) -> DataFrame:
-    config = context.config
-    settings, prompt = config.teacher_model(config.difficulty.model), config.prompts[config.difficulty.prompt]
-    attempts = chunk.withColumn("attempt", F.explode(F.sequence(F.lit(0), F.lit(config.difficulty.samples - 1))))
-    split = F.pandas_udf(split_reasoning_frame, "reasoning string, final_answer string, reason string")
-    check = F.pandas_udf(check_frame, "verdict string, reason string")
-    generated = teacher.generate(attempts, settings, prompt, config.teacher.max_input_chars, teacher.partitions(context),
-                                 {"question": F.col("question"), "caption": F.col("caption")}, seed_offset=F.col("attempt"))
-    answered = generated.withColumn("final", split(F.col("out.text"))["final_answer"]).withColumn(
-        "check", check(F.when(F.col("out.error").isNull(), F.col("final")), F.col("answer"), F.col("question")))
-    checkable = F.col("out.error").isNull() & ~F.col("check.verdict").isin(NEEDS_JUDGE, "unverified")
-    grouped = answered.groupBy(*TURN_KEYS, "source", "teacher_blind", "caption_used").agg(
-        F.array_sort(F.collect_list(F.struct("attempt", "final", F.col("out.text").alias("text"),
-                                             F.col("out.finish_reason").alias("finish")))).alias("tries"),
-        F.sum(checkable.cast("int")).cast("int").alias("checked"),
-        F.sum((checkable & (F.col("check.verdict") == CORRECT)).cast("int")).cast("int").alias("passes"),
-        F.sum(F.col("out.error").isNotNull().cast("int")).cast("int").alias("errors"),
-        F.first("out.error", ignorenulls=True).alias("an_error"),
-        F.sum(F.coalesce("out.tokens_in", F.lit(0))).cast("int").alias("tokens_in"),
-        F.sum(F.coalesce("out.tokens_out", F.lit(0))).cast("int").alias("tokens_out"),
-        F.sum(F.coalesce("out.calls", F.lit(0))).cast("int").alias("calls"),
-    )
-    k = config.difficulty.samples
-    finishes = F.transform("tries", lambda t: t["finish"])
-    status = F.when(F.col("errors") == k, "failed").when(F.col("checked") == 0, "unverifiable").otherwise("ok")
-    reason = (F.when(F.col("errors") == k, F.concat(F.lit("generation_failed: "), F.col("an_error")))
-              .when(F.col("checked") == 0, F.lit("free_form_gold_answer")))
-    return grouped.select(
-        *TURN_KEYS, "source", status.alias("status"), reason.alias("reason"), F.lit(k).alias("k"), "checked", "passes",
-        F.when(F.col("checked") > 0, F.col("passes") / F.col("checked")).alias("pass_rate"),
-        F.transform("tries", lambda t: t["final"]).alias("answers"), F.array().cast("array<string>").alias("subsets"),
-        F.lit(settings.name).alias("model"), F.lit(prompt.label).alias("prompt_version"),
-        F.lit(teacher.provenance_sampling(settings)).alias("sampling"),
-        F.to_json(F.transform("tries", lambda t: t["text"])).alias("raw_output"), "tokens_in", "tokens_out",
-        F.when(F.array_contains(finishes, "error"), "error").when(F.array_contains(finishes, "length"), "length")
-        .otherwise("stop").alias("finish_reason"),
-        "calls", "teacher_blind", "caption_used", F.current_timestamp().alias("generated_at"),
-        F.lit(context.run_id).alias("run_id"),
-    )
-
-
-def with_subsets(rows: DataFrame, drop_at: float, subsets: dict[str, float]) -> DataFrame:
-    """`subsets` per row: the hardest fraction of the questions below `drop_at`, for each named fraction.
-
-    Order: pass rate, then a hash of the key (ties); the boundaries come from approxQuantile, so
-    nothing is sorted in one place.
-    """
-    eligible = (F.col("status") == "ok") & (F.col("pass_rate") < drop_at)
-    unit_hash = (F.abs(F.xxhash64(*TURN_KEYS, "model", "prompt_version")) % 1_000_000) / 1_000_000.0
-    ordered = rows.withColumn("order_key", F.when(eligible, F.col("pass_rate") + 1e-3 * unit_hash))
-    names, fractions = list(subsets), [subsets[n] for n in subsets]
-    bounds = ordered.approxQuantile("order_key", fractions, QUANTILE_ERROR) if names else []
-    members = [F.when(F.col("order_key") <= bound, F.lit(name)) for name, bound in zip(names, bounds)]
-    chosen = F.filter(F.array(*members), lambda n: n.isNotNull()) if members else F.array().cast("array<string>")
-    return ordered.withColumn("subsets", chosen.cast("array<string>")).drop("order_key")
 
 
 def run(context: JobContext, report: StageReport) -> None:
-    config = context.config
+    config, lake = context.config, context.lake
     settings, prompt = config.teacher_model(config.difficulty.model), config.prompts[config.difficulty.prompt]
     ours = (F.col("model") == settings.name) & (F.col("prompt_version") == prompt.label)
-    done = context.lake.read_latest(difficulty.CONTRACT).where(ours).select(*TURN_KEYS)
-    pending = teacher.with_visual_inputs(context, teacher.eligible_turns(context).join(done, TURN_KEYS, "left_anti"),
-                                         settings, TURN_KEYS)
-    teacher.write_in_chunks(context, report, difficulty.CONTRACT, pending, lambda chunk: difficulty_rows(context, chunk),
-                            TURN_KEYS, publish=False)
-    stored = context.lake.read_latest(difficulty.CONTRACT).where(ours)
+    pending = (eligible_turns(context).transform(not_done, lake.read_current(difficulty.CONTRACT).where(ours))
+               .transform(with_visual_inputs, context, settings))
+    commit_pending(context, report, difficulty.CONTRACT, pending, lambda turns: difficulty_rows(turns, context))
+    stored = lake.read_current(difficulty.CONTRACT).where(ours).withColumn("stored_subsets", F.col("subsets"))
     selected = with_subsets(stored, config.difficulty.drop_pass_rate_at_least, config.difficulty.subsets)
-    context.lake.merge(difficulty.CONTRACT, selected, update_when="NOT (t.subsets <=> s.subsets)",
-                       update_set={"subsets": "s.subsets"})
-    teacher.publish_latest(context, difficulty.CONTRACT)
-    published = context.lake.read(difficulty.CONTRACT).where(ours)
-    report.histogram("pass_rate", "pass rate (%)", published.where(F.col("pass_rate").isNotNull()),
+    changed = selected.where(~F.col("subsets").eqNullSafe(F.col("stored_subsets")))
+    report.writes += context.gate.commit(Batch(difficulty.CONTRACT, changed, **SUBSETS_CHANGED))
+    current = lake.read_current(difficulty.CONTRACT).where(ours)
+    report.histogram("pass_rate", "pass rate (%)", current.where(F.col("pass_rate").isNotNull()),
                      F.round(F.col("pass_rate") * 100), 10)
-    sizes = published.select(F.explode("subsets").alias("subset")).groupBy("subset").count().collect()
+    sizes = current.select(F.explode("subsets").alias("subset")).groupBy("subset").count().collect()
     report.bars["subsets"] = ("questions", {r["subset"]: r["count"] for r in sizes})
     report.metrics.update({f"subset.{r['subset']}": r["count"] for r in sizes})
 

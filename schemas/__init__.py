@@ -1,4 +1,4 @@
-"""Table contracts: one module per table with its StructType, keys, partitioning and version."""
+"""Table contracts: one module per table with its StructType, keys, partitioning, version, vocabularies and suite."""
 
 from schemas.contract import TableContract
 from schemas import (
@@ -8,6 +8,7 @@ from schemas import (
     captions,
     contamination,
     difficulty,
+    duplicate_components,
     duplicate_groups,
     duplicate_pairs,
     image_embeddings,
@@ -32,6 +33,7 @@ ALL_TABLES: tuple[TableContract, ...] = (
     image_embeddings.CONTRACT,
     image_hashes.CONTRACT,
     duplicate_pairs.CONTRACT,
+    duplicate_components.CONTRACT,
     duplicate_groups.CONTRACT,
     benchmark_items.CONTRACT,
     benchmark_images.CONTRACT,
@@ -45,4 +47,6 @@ ALL_TABLES: tuple[TableContract, ...] = (
     validations.CONTRACT,
 )
 
-__all__ = ["ALL_TABLES", "TableContract"]
+BY_NAME: dict[str, TableContract] = {c.logical_name: c for c in ALL_TABLES}
+
+__all__ = ["ALL_TABLES", "BY_NAME", "TableContract"]

@@ -1,10 +1,9 @@
 """bench.images: each distinct benchmark image with its SSCD vector (same model as training) and pHash."""
 
-import great_expectations.expectations as gxe
 from pyspark.sql.types import ArrayType, BinaryType, FloatType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from schemas import image_embeddings, suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract
 
 KEYS = ("image_id", "model_id")
 
@@ -25,13 +24,8 @@ SCHEMA = StructType(
 CHECKS = image_embeddings.CHECKS
 
 
-def expectations(inputs: SuiteInputs) -> list:
-    return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToMatchRegex(column="image_id", regex=suites.HEX_64),
-        *suites.all_true(*CHECKS),
-    ]
+def expectations(settings: None) -> list:
+    return [*suites.standard(SCHEMA, KEYS), suites.matches("image_id", suites.HEX_64), *suites.all_true(*CHECKS)]
 
 
 CONTRACT = TableContract(

@@ -1,10 +1,9 @@
 """bench.items: the items of benchmark test sets, read with the training sources' adapters."""
 
-import great_expectations.expectations as gxe
 from pyspark.sql.types import ArrayType, LongType, StringType, StructField, StructType, TimestampType
 
 from schemas import suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract
 
 KEYS = ("benchmark", "item_id")
 
@@ -23,12 +22,8 @@ SCHEMA = StructType(
 )
 
 
-def expectations(inputs: SuiteInputs) -> list:
-    return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToMatchRegex(column="sample_id", regex=suites.HEX_32),
-    ]
+def expectations(settings: None) -> list:
+    return [*suites.standard(SCHEMA, KEYS), suites.matches("sample_id", suites.HEX_32)]
 
 
 CONTRACT = TableContract(

@@ -1,5 +1,6 @@
-"""bronze.records: every record as read from a source file, with its images and lineage."""
+"""bronze.records: every record as read from a source, with its images and lineage."""
 
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
     BinaryType,
@@ -10,12 +11,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from pyspark.sql import functions as F
-
-import great_expectations.expectations as gxe
-
 from schemas import suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract, outcome_row
 
 RAW_IMAGE = StructType(
     [
@@ -42,26 +39,26 @@ SCHEMA = StructType(
     ]
 )
 
-
+# What the format readers (udfs/readers.py) emit per record: its bronze columns, or why it has none.
+READ_ROW = outcome_row(SCHEMA, ["source", "subset", "source_key", "sample_id", "file", "row_index", "record", "images"])
 
 CHECKS = {
     # an image either has bytes and their hash, or neither (a missing file)
-    "check_images_consistent": lambda inputs: F.forall(
+    "check_images_consistent": lambda settings: F.forall(
         "images",
         lambda i: (i["bytes"].isNull() & i["sha256"].isNull()) | (i["bytes"].isNotNull() & i["sha256"].rlike(suites.HEX_64)),
     ),
-    "check_record_is_json_object": lambda inputs: F.expr(
+    "check_record_is_json_object": lambda settings: F.expr(
         "try_parse_json(record) IS NOT NULL AND startswith(ltrim(record), '{')"
     ),
 }
 
 
-def expectations(inputs: SuiteInputs) -> list:
+def expectations(settings: None) -> list:
     return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToMatchRegex(column="sample_id", regex=suites.HEX_32),
-        gxe.ExpectColumnValuesToBeBetween(column="row_index", min_value=0),
+        *suites.standard(SCHEMA, KEYS),
+        suites.matches("sample_id", suites.HEX_32),
+        suites.between("row_index", low=0),
         *suites.all_true(*CHECKS),
     ]
 

@@ -1,14 +1,21 @@
 """silver.captions: one dense caption per unique image and captioning model (MMFineReason)."""
 
-import great_expectations.expectations as gxe
+from enum import StrEnum
+
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from schemas import generated, suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract
+
+
+class Status(StrEnum):
+    OK = "ok"
+    BLIND = "blind"  # a text-only model cannot caption: nothing was generated
+    FAILED = "failed"
+
 
 KEYS = ("image_id", "model", "prompt_version")
-STATUSES = ("ok", "blind", "failed")  # blind: a text-only model cannot caption, nothing was generated
 
 SCHEMA = StructType([
     StructField("image_id", StringType(), False),
@@ -20,16 +27,15 @@ SCHEMA = StructType([
 
 CHECKS = {
     **generated.CHECKS,
-    "check_caption_when_ok": lambda inputs: (F.col("status") != "ok") | (F.length(F.trim("caption")) > 0),
+    "check_caption_when_ok": lambda settings: (F.col("status") != Status.OK) | (F.length(F.trim("caption")) > 0),
 }
 
 
-def expectations(inputs: SuiteInputs) -> list:
+def expectations(settings: None) -> list:
     return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToMatchRegex(column="image_id", regex=suites.HEX_64),
-        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES)),
+        *suites.standard(SCHEMA, KEYS),
+        suites.matches("image_id", suites.HEX_64),
+        suites.in_set("status", list(Status)),
         *generated.expectations(),
         *suites.all_true(*CHECKS),
     ]

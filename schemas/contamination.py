@@ -1,14 +1,20 @@
 """gold.contamination: training samples that overlap a benchmark item. Flags, never deletions."""
 
-import great_expectations.expectations as gxe
+from enum import StrEnum
+
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType, TimestampType
 
 from schemas import suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract
+
+
+class Kind(StrEnum):
+    IMAGE = "image"  # similarity: the best SSCD cosine or 1 - Hamming/64 of the pairs that fired
+    TEXT = "text"  # similarity: the share of the question's n-grams the sample holds
+
 
 KEYS = ("sample_id", "benchmark", "item_id", "kind")
-KINDS = ("image", "text")
 
 SCHEMA = StructType(
     [
@@ -17,7 +23,7 @@ SCHEMA = StructType(
         StructField("benchmark", StringType(), False),
         StructField("item_id", StringType(), False),
         StructField("kind", StringType(), False),
-        StructField("similarity", DoubleType(), False),  # image: best SSCD cosine; text: share of n-grams
+        StructField("similarity", DoubleType(), False),
         StructField("evidence", StringType(), False),
         StructField("found_at", TimestampType(), False),
         StructField("run_id", StringType(), False),
@@ -25,16 +31,17 @@ SCHEMA = StructType(
 )
 
 CHECKS = {
-    "check_within_threshold": lambda inputs: (F.col("kind") == "image") | (F.col("similarity") + 1e-6 >= inputs.text_overlap),
+    "check_within_threshold": lambda settings: (F.col("kind") == Kind.IMAGE)
+    | (F.col("similarity") + 1e-6 >= settings.text_min_overlap),
 }
 
 
-def expectations(inputs: SuiteInputs) -> list:
+def expectations(settings) -> list:
+    """`settings`: the decontaminate section of the config."""
     return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=list(KINDS)),
-        gxe.ExpectColumnValuesToBeBetween(column="similarity", min_value=0.0, max_value=1.0 + 1e-6),
+        *suites.standard(SCHEMA, KEYS),
+        suites.in_set("kind", list(Kind)),
+        suites.between("similarity", 0.0, 1.0 + 1e-6),
         *suites.all_true(*CHECKS),
     ]
 
@@ -46,6 +53,7 @@ CONTRACT = TableContract(
     keys=KEYS,
     partition_by=("benchmark",),
     description="Training samples whose image or question overlaps a benchmark item (flags, not deletions).",
+    settings="decontaminate",
     expectations=expectations,
     checks=CHECKS,
 )

@@ -1,14 +1,21 @@
 """gold.difficulty: a small model's pass rate over k answers per question, and the subsets it selects."""
 
-import great_expectations.expectations as gxe
+from enum import StrEnum
+
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType, IntegerType, StringType, StructField, StructType
 
 from schemas import generated, suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract
 
-KEYS = ("sample_id", "turn_index", "model", "prompt_version")
-STATUSES = ("ok", "unverifiable", "failed")  # unverifiable: free-form gold answer, no rule can check it
+
+class Status(StrEnum):
+    OK = "ok"
+    UNVERIFIABLE = "unverifiable"  # free-form gold answer: no rule can check it
+    FAILED = "failed"  # every sample failed to generate
+
+
+KEYS = (*generated.TURN_KEYS, "model", "prompt_version")
 
 SCHEMA = StructType([
     StructField("sample_id", StringType(), False),
@@ -27,18 +34,17 @@ SCHEMA = StructType([
 
 CHECKS = {
     **generated.CHECKS,
-    "check_pass_rate": lambda inputs: F.when(F.col("checked") > 0, F.abs(F.col("pass_rate") - F.col("passes") / F.col("checked")) < 1e-9)
+    "check_pass_rate": lambda settings: F.when(F.col("checked") > 0, F.abs(F.col("pass_rate") - F.col("passes") / F.col("checked")) < 1e-9)
     .otherwise(F.col("pass_rate").isNull()),
-    "check_answers_k": lambda inputs: F.size("answers") == F.col("k"),
+    "check_answers_k": lambda settings: F.size("answers") == F.col("k"),
 }
 
 
-def expectations(inputs: SuiteInputs) -> list:
+def expectations(settings: None) -> list:
     return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES)),
-        gxe.ExpectColumnValuesToBeBetween(column="pass_rate", min_value=0.0, max_value=1.0),
+        *suites.standard(SCHEMA, KEYS),
+        suites.in_set("status", list(Status)),
+        suites.between("pass_rate", 0.0, 1.0),
         *generated.expectations(),
         *suites.all_true(*CHECKS),
     ]

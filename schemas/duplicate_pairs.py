@@ -1,14 +1,22 @@
 """gold.duplicate_pairs: the evidence of dedup, one row per near-duplicate pair found."""
 
-import great_expectations.expectations as gxe
+from enum import StrEnum
+
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType, TimestampType
 
 from schemas import suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract
 
+
+class Kind(StrEnum):
+    PHASH = "phash"  # between image ids: 1 - Hamming/64
+    SSCD = "sscd"  # between image ids: cosine
+    TEXT = "text"  # between instruction hashes: MinHash Jaccard
+
+
+IMAGE_KINDS = (Kind.PHASH, Kind.SSCD)
 KEYS = ("kind", "left_id", "right_id")
-KINDS = ("phash", "sscd", "text")  # image ids for phash and sscd, text hashes for text
 
 SCHEMA = StructType(
     [
@@ -23,21 +31,22 @@ SCHEMA = StructType(
 )
 
 CHECKS = {
-    "check_ordered_pair": lambda inputs: F.col("left_id") < F.col("right_id"),
-    "check_within_threshold": lambda inputs: F.col("similarity") + 1e-6 >= (
-        F.when(F.col("kind") == "phash", 1 - inputs.phash_radius / 64)
-        .when(F.col("kind") == "sscd", inputs.sscd_tau)
-        .otherwise(inputs.text_jaccard)
+    "check_ordered_pair": lambda settings: F.col("left_id") < F.col("right_id"),
+    # every pair found is at least as close as the thresholds it was searched with
+    "check_within_threshold": lambda settings: F.col("similarity") + 1e-6 >= (
+        F.when(F.col("kind") == Kind.PHASH, 1 - settings.phash_radius / 64)
+        .when(F.col("kind") == Kind.SSCD, min(settings.sscd_tau, settings.sscd_band_low))
+        .otherwise(settings.text_jaccard)
     ),
 }
 
 
-def expectations(inputs: SuiteInputs) -> list:
+def expectations(settings) -> list:
+    """`settings`: the dedup section of the config."""
     return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToBeInSet(column="kind", value_set=list(KINDS)),
-        gxe.ExpectColumnValuesToBeBetween(column="similarity", min_value=0.0, max_value=1.0 + 1e-6),
+        *suites.standard(SCHEMA, KEYS),
+        suites.in_set("kind", list(Kind)),
+        suites.between("similarity", 0.0, 1.0 + 1e-6),
         *suites.all_true(*CHECKS),
     ]
 
@@ -49,6 +58,7 @@ CONTRACT = TableContract(
     keys=KEYS,
     partition_by=("kind",),
     description="Near-duplicate pairs with their similarity: pHash and SSCD between images, MinHash between texts.",
+    settings="dedup",
     expectations=expectations,
     checks=CHECKS,
 )

@@ -1,10 +1,22 @@
 """What every teacher table records about how a row was generated, and the rules that hold for it."""
 
-import great_expectations.expectations as gxe
+from enum import StrEnum
+
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, IntegerType, StringType, StructField, TimestampType
 
-FINISH_REASONS = ("stop", "length", "error", "abort", "repetition")
+from schemas import suites
+
+TURN_KEYS = ("sample_id", "turn_index")  # a turn of silver.samples: what the teacher tables are about
+
+
+class FinishReason(StrEnum):
+    STOP = "stop"
+    LENGTH = "length"  # the output budget ran out
+    ERROR = "error"
+    ABORT = "abort"
+    REPETITION = "repetition"
+
 
 # model / prompt / sampling / counts / when: the provenance of a generated row
 PROVENANCE = [
@@ -23,13 +35,13 @@ PROVENANCE = [
 ]
 
 CHECKS = {
-    "check_counts_non_negative": lambda inputs: (F.col("tokens_in") >= 0) & (F.col("tokens_out") >= 0) & (F.col("calls") >= 0),
-    "check_caption_only_when_blind": lambda inputs: ~F.col("caption_used") | F.col("teacher_blind"),
+    "check_counts_non_negative": lambda settings: (F.col("tokens_in") >= 0) & (F.col("tokens_out") >= 0) & (F.col("calls") >= 0),
+    "check_caption_only_when_blind": lambda settings: ~F.col("caption_used") | F.col("teacher_blind"),
 }
 
 
 def expectations() -> list:
     return [
-        gxe.ExpectColumnValuesToBeInSet(column="finish_reason", value_set=list(FINISH_REASONS)),
-        gxe.ExpectColumnValuesToMatchRegex(column="prompt_version", regex=r"^[a-z_]+@v\d+$"),
+        suites.in_set("finish_reason", list(FinishReason)),
+        suites.matches("prompt_version", r"^[a-z_]+@v\d+$"),
     ]

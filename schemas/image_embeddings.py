@@ -1,11 +1,10 @@
 """silver.image_embeddings: one L2-normalised SSCD vector per (image, model)."""
 
-import great_expectations.expectations as gxe
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, IntegerType, StringType, StructField, StructType, TimestampType
 
 from schemas import suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract
 
 KEYS = ("image_id", "model_id")
 NORM_TOLERANCE = 1e-3
@@ -22,19 +21,18 @@ SCHEMA = StructType(
 )
 
 CHECKS = {
-    "check_vector_has_dim": lambda inputs: F.size("vector") == F.col("dim"),
-    "check_vector_is_unit": lambda inputs: F.abs(
+    "check_vector_has_dim": lambda settings: F.size("vector") == F.col("dim"),
+    "check_vector_is_unit": lambda settings: F.abs(
         F.sqrt(F.aggregate("vector", F.lit(0.0).cast("double"), lambda acc, x: acc + x * x)) - 1.0
     ) <= NORM_TOLERANCE,
 }
 
 
-def expectations(inputs: SuiteInputs) -> list:
+def expectations(settings: None) -> list:
     return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToMatchRegex(column="image_id", regex=suites.HEX_64),
-        gxe.ExpectColumnValuesToBeBetween(column="dim", min_value=1, max_value=4096),
+        *suites.standard(SCHEMA, KEYS),
+        suites.matches("image_id", suites.HEX_64),
+        suites.between("dim", 1, 4096),
         *suites.all_true(*CHECKS),
     ]
 

@@ -1,10 +1,9 @@
 """silver.image_hashes: the 64-bit perceptual hashes (plain and borders trimmed) of every image, for near-duplicate search."""
 
-import great_expectations.expectations as gxe
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
 from schemas import suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract
 
 KEYS = ("image_id",)
 
@@ -19,12 +18,8 @@ SCHEMA = StructType(
 )
 
 
-def expectations(inputs: SuiteInputs) -> list:
-    return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToMatchRegex(column="image_id", regex=suites.HEX_64),
-    ]
+def expectations(settings: None) -> list:
+    return [*suites.standard(SCHEMA, KEYS), suites.matches("image_id", suites.HEX_64)]
 
 
 CONTRACT = TableContract(

@@ -2,10 +2,8 @@
 
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
-import great_expectations.expectations as gxe
-
 from schemas import suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract
 
 KEYS = ("source", "file")
 
@@ -24,14 +22,12 @@ SCHEMA = StructType(
 )
 
 
-
-def expectations(inputs: SuiteInputs) -> list:
+def expectations(settings: None) -> list:
     return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToBeBetween(column="size", min_value=0),
-        gxe.ExpectColumnValuesToBeBetween(column="rows_rejected", min_value=0),
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="rows_read", column_B="rows_rejected", or_equal=True),
+        *suites.standard(SCHEMA, KEYS),
+        suites.between("size", low=0),
+        suites.between("rows_rejected", low=0),
+        suites.at_least("rows_read", "rows_rejected"),
     ]
 
 

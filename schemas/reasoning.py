@@ -1,21 +1,35 @@
-"""gold.reasoning: a teacher's chain of thought and final answer per turn (distill; route adds `long`)."""
+"""gold.reasoning: a teacher's chain of thought and final answer per turn.
 
-import great_expectations.expectations as gxe
+Partitioned by teacher: distill owns `short`, route owns `long` (jobs/registry.py).
+"""
+
+from enum import StrEnum
+
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
 from schemas import generated, suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract
 
-KEYS = ("sample_id", "turn_index", "teacher")
-TEACHERS = ("short", "long")
-STATUSES = ("ok", "malformed", "failed")  # malformed: no <think>...</think> or no answer after it
+
+class Teacher(StrEnum):
+    SHORT = "short"  # HoneyPipe's short-CoT teacher (distill)
+    LONG = "long"  # the long-CoT teacher for what the short one got wrong (route)
+
+
+class Status(StrEnum):
+    OK = "ok"
+    MALFORMED = "malformed"  # no <think>...</think> or no answer after it
+    FAILED = "failed"  # the backend gave no output (reason says why)
+
+
+KEYS = (*generated.TURN_KEYS, "teacher")
 
 SCHEMA = StructType([
     StructField("sample_id", StringType(), False),
     StructField("turn_index", IntegerType(), False),
     StructField("source", StringType(), False),
-    StructField("teacher", StringType(), False),  # short (distill) | long (route)
+    StructField("teacher", StringType(), False),
     StructField("question", StringType(), False),
     StructField("gold_answer", StringType(), False),  # the dataset's assistant turn
     StructField("status", StringType(), False),
@@ -27,23 +41,22 @@ SCHEMA = StructType([
 
 CHECKS = {
     **generated.CHECKS,
-    "check_reason_unless_ok": lambda inputs: (F.col("status") == "ok") == F.col("reason").isNull(),
+    "check_reason_unless_ok": lambda settings: (F.col("status") == Status.OK) == F.col("reason").isNull(),
 }
 
 
-def expectations(inputs: SuiteInputs) -> list:
+def expectations(settings: None) -> list:
     return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToBeInSet(column="teacher", value_set=list(TEACHERS)),
-        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES)),
+        *suites.standard(SCHEMA, KEYS),
+        suites.in_set("teacher", list(Teacher)),
+        suites.in_set("status", list(Status)),
         *generated.expectations(),
         *suites.all_true(*CHECKS),
     ]
 
 
 CONTRACT = TableContract(
-    layer="gold", name="reasoning", schema=SCHEMA, keys=KEYS, partition_by=("source",),
+    layer="gold", name="reasoning", schema=SCHEMA, keys=KEYS, partition_by=("teacher",), version=2,  # 2: by teacher
     description="Distilled chain-of-thought and final answer per turn and teacher (short, long).",
     expectations=expectations, checks=CHECKS,
 )

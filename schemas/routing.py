@@ -1,16 +1,23 @@
 """gold.routing: HoneyPipe's short-to-long routing outcome per turn. Failures stay, marked."""
 
-import great_expectations.expectations as gxe
+from enum import StrEnum
+
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType, TimestampType
 
-from schemas import suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas import generated, suites
+from schemas.contract import TableContract
 
-KEYS = ("sample_id", "turn_index")
-# short_correct: kept from the short teacher; long_correct: the long teacher fixed it;
-# failed_both: neither verified (kept in the table, marked); long_pending: not routed yet.
-OUTCOMES = ("short_correct", "long_correct", "failed_both", "long_pending")
+
+class Outcome(StrEnum):
+    SHORT_CORRECT = "short_correct"  # kept from the short teacher
+    LONG_CORRECT = "long_correct"  # the long teacher fixed it
+    FAILED_BOTH = "failed_both"  # neither verified: kept in the table, marked
+    LONG_PENDING = "long_pending"  # not routed yet (e.g. a run with a commit budget)
+
+
+UNCHOSEN = (Outcome.FAILED_BOTH, Outcome.LONG_PENDING)
+KEYS = generated.TURN_KEYS
 
 SCHEMA = StructType([
     StructField("sample_id", StringType(), False),
@@ -25,18 +32,12 @@ SCHEMA = StructType([
 ])
 
 CHECKS = {
-    "check_chosen_when_correct": lambda inputs: F.col("chosen_teacher").isNull()
-    == F.col("outcome").isin("failed_both", "long_pending"),
+    "check_chosen_when_correct": lambda settings: F.col("chosen_teacher").isNull() == F.col("outcome").isin(*UNCHOSEN),
 }
 
 
-def expectations(inputs: SuiteInputs) -> list:
-    return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToBeInSet(column="outcome", value_set=list(OUTCOMES)),
-        *suites.all_true(*CHECKS),
-    ]
+def expectations(settings: None) -> list:
+    return [*suites.standard(SCHEMA, KEYS), suites.in_set("outcome", list(Outcome)), *suites.all_true(*CHECKS)]
 
 
 CONTRACT = TableContract(

@@ -1,5 +1,6 @@
 """silver.images: one row per unique normalised image; image_id is the SHA-256 of its bytes."""
 
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
     BinaryType,
@@ -10,12 +11,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from pyspark.sql import functions as F
-
-import great_expectations.expectations as gxe
-
 from schemas import suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract, outcome_row
 
 SOURCE_REF = StructType(
     [
@@ -26,6 +23,7 @@ SOURCE_REF = StructType(
 )
 
 KEYS = ("image_id",)
+FORMATS = ("JPEG", "PNG", "WEBP")
 
 SCHEMA = StructType(
     [
@@ -45,27 +43,31 @@ SCHEMA = StructType(
     ]
 )
 
-
+# What image normalisation (udfs/images.py) emits per distinct raw image (by the SHA-256 of its
+# bytes as read): the stored image's columns, or why there is none.
+DECODED = outcome_row(
+    SCHEMA,
+    ["image_id", "bytes", "width", "height", "format", "source_width", "source_height", "source_format", "source_mode", "notes"],
+    StructField("sha256", StringType(), True),
+)
 
 CHECKS = {
-    # Hashing every stored image on every write would read the whole table; rows of this run
-    # are hashed, rows of earlier runs passed the same check when they were written.
-    "check_hash_matches_bytes": lambda inputs: (F.col("run_id") != inputs.run_id)
-    | (F.sha2("bytes", 256) == F.col("image_id")),
-    "check_has_source_refs": lambda inputs: F.size("source_refs") > 0,
-    "check_not_upscaled": lambda inputs: (F.col("width") <= F.col("source_width"))
+    # The gate validates the rows of a write, never the whole table: every image written is hashed.
+    "check_hash_matches_bytes": lambda settings: F.sha2("bytes", 256) == F.col("image_id"),
+    "check_has_source_refs": lambda settings: F.size("source_refs") > 0,
+    "check_not_upscaled": lambda settings: (F.col("width") <= F.col("source_width"))
     & (F.col("height") <= F.col("source_height")),
 }
 
 
-def expectations(inputs: SuiteInputs) -> list:
+def expectations(settings) -> list:
+    """`settings`: the normalize section of the config."""
     return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToMatchRegex(column="image_id", regex=suites.HEX_64),
-        gxe.ExpectColumnValuesToBeBetween(column="width", min_value=1, max_value=inputs.max_side),
-        gxe.ExpectColumnValuesToBeBetween(column="height", min_value=1, max_value=inputs.max_side),
-        gxe.ExpectColumnValuesToBeInSet(column="format", value_set=["JPEG", "PNG", "WEBP"]),
+        *suites.standard(SCHEMA, KEYS),
+        suites.matches("image_id", suites.HEX_64),
+        suites.between("width", 1, settings.image.max_side),
+        suites.between("height", 1, settings.image.max_side),
+        suites.in_set("format", FORMATS),
         *suites.all_true(*CHECKS),
     ]
 
@@ -76,6 +78,7 @@ CONTRACT = TableContract(
     schema=SCHEMA,
     keys=KEYS,
     description="Unique normalised images (RGB, longest side capped, re-encoded deterministically).",
+    settings="normalize",
     expectations=expectations,
     checks=CHECKS,
 )

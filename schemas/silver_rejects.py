@@ -1,34 +1,47 @@
-"""silver.rejects: every row a stage dropped, with a reason code; nothing is dropped silently."""
+"""silver.rejects: every row a stage dropped, with a reason code; nothing is dropped silently.
+
+Partitioned by stage: each stage owns its partition (jobs/registry.py), so stages commit their
+rejects at the same time without conflicting.
+"""
+
+from enum import StrEnum
 
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
-import great_expectations.expectations as gxe
-
 from schemas import suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract
 
-REASON_CODES: dict[str, str] = {
+
+class Reason(StrEnum):
+    """Why a row was dropped. `Reason.X.description` says what it means for the person reading rejects."""
+
+    def __new__(cls, value: str, description: str):
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.description = description
+        return member
+
     # ingest: reading source files
-    "unreadable_file": "the file could not be opened or parsed past this row",
-    "malformed_record": "a record (line, item, turn list) is not of the expected shape",
-    "template_error": "a config template names a field the record lacks or fails to render",
-    "duplicate_key": "another record already has this (source, subset, key)",
+    UNREADABLE_FILE = "unreadable_file", "the file could not be opened or parsed past this row"
+    MALFORMED_RECORD = "malformed_record", "a record (line, item, turn list) is not of the expected shape"
+    TEMPLATE_ERROR = "template_error", "a config template names a field the record lacks or fails to render"
+    DUPLICATE_KEY = "duplicate_key", "another record already has this (source, subset, key)"
     # normalize: images
-    "missing_image": "an image the sample references is not there (file absent, or fewer images than <image> tokens)",
-    "no_image": "the sample has no image and its source is not text_only",
-    "empty_file": "an image file with zero bytes",
-    "undecodable_image": "bytes Pillow cannot decode as an image",
-    "truncated_image": "an image whose data ends early",
-    "decompression_bomb": "width x height above normalize.image.max_pixels",
-    "image_too_small": "shorter side below normalize.image.min_side",
-    "extreme_aspect_ratio": "longer/shorter side above normalize.image.max_aspect_ratio",
+    MISSING_IMAGE = "missing_image", "an image the sample references is not there (file absent, or fewer images than <image> tokens)"
+    NO_IMAGE = "no_image", "the sample has no image and its source is not text_only"
+    EMPTY_FILE = "empty_file", "an image file with zero bytes"
+    UNDECODABLE_IMAGE = "undecodable_image", "bytes Pillow cannot decode as an image"
+    TRUNCATED_IMAGE = "truncated_image", "an image whose data ends early"
+    DECOMPRESSION_BOMB = "decompression_bomb", "width x height above normalize.image.max_pixels"
+    IMAGE_TOO_SMALL = "image_too_small", "shorter side below normalize.image.min_side"
+    EXTREME_ASPECT_RATIO = "extreme_aspect_ratio", "longer/shorter side above normalize.image.max_aspect_ratio"
     # normalize: text
-    "empty_text": "no turns, or a turn whose user or assistant text is empty",
-    "text_too_long": "more characters than normalize.text.max_chars",
-    "repeated_text": "a word sequence or line repeated over most of a text",
+    EMPTY_TEXT = "empty_text", "no turns, or a turn whose user or assistant text is empty"
+    TEXT_TOO_LONG = "text_too_long", "more characters than normalize.text.max_chars"
+    REPEATED_TEXT = "repeated_text", "a word sequence or line repeated over most of a text"
     # embed
-    "embedding_failed": "the model could not embed this image (detail says why); `file` holds the image_id",
-}
+    EMBEDDING_FAILED = "embedding_failed", "the model could not embed this image (detail says why); `file` holds the image_id"
+
 
 KEYS = ("stage", "source", "file", "row_index")
 
@@ -47,16 +60,12 @@ SCHEMA = StructType(
     ]
 )
 
-STAGES = ("ingest", "normalize", "embed", "dedup", "decontaminate")
 
-
-def expectations(inputs: SuiteInputs) -> list:
+def expectations(settings: None) -> list:
     return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToBeInSet(column="reason", value_set=sorted(REASON_CODES)),
-        gxe.ExpectColumnValuesToBeInSet(column="stage", value_set=list(STAGES)),
-        gxe.ExpectColumnValuesToBeBetween(column="row_index", min_value=0),
+        *suites.standard(SCHEMA, KEYS),
+        suites.in_set("reason", list(Reason)),
+        suites.between("row_index", low=0),
     ]
 
 

@@ -12,10 +12,8 @@ from pyspark.sql.types import (
 
 from pyspark.sql import functions as F
 
-import great_expectations.expectations as gxe
-
 from schemas import suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract, outcome_row
 
 SCHEMA_VERSION = 1
 
@@ -44,6 +42,10 @@ SCHEMA = StructType(
     ]
 )
 
+# What the text rules (udfs/text.py) emit per record: its chat columns, the <image> tokens its
+# turns hold, and the first rule it fails.
+CHAT = outcome_row(SCHEMA, ["sample_id", "turns", "prompt_edits", "license", "category", "language"],
+                   StructField("image_tokens", IntegerType(), True))
 
 
 def text_length():
@@ -52,19 +54,19 @@ def text_length():
 
 
 CHECKS = {
-    "check_turns_non_empty": lambda inputs: (F.size("turns") > 0)
+    "check_turns_non_empty": lambda settings: (F.size("turns") > 0)
     & F.forall("turns", lambda t: (F.length(F.trim(t["user"])) > 0) & (F.length(F.trim(t["assistant"])) > 0)),
-    "check_image_ids_are_hashes": lambda inputs: F.forall("image_ids", lambda i: i.rlike(suites.HEX_64)),
-    "check_text_within_max_chars": lambda inputs: text_length() <= inputs.max_chars,
+    "check_image_ids_are_hashes": lambda settings: F.forall("image_ids", lambda i: i.rlike(suites.HEX_64)),
+    "check_text_within_max_chars": lambda settings: text_length() <= settings.text.max_chars,
 }
 
 
-def expectations(inputs: SuiteInputs) -> list:
+def expectations(settings) -> list:
+    """`settings`: the normalize section of the config."""
     return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToMatchRegex(column="sample_id", regex=suites.HEX_32),
-        gxe.ExpectColumnValuesToBeInSet(column="schema_version", value_set=[SCHEMA_VERSION]),
+        *suites.standard(SCHEMA, KEYS),
+        suites.matches("sample_id", suites.HEX_32),
+        suites.in_set("schema_version", [SCHEMA_VERSION]),
         *suites.all_true(*CHECKS),
     ]
 
@@ -76,6 +78,7 @@ CONTRACT = TableContract(
     keys=KEYS,
     partition_by=("source",),
     version=SCHEMA_VERSION,
+    settings="normalize",
     description="Samples in one chat schema: ordered image refs and user/assistant turns.",
     expectations=expectations,
     checks=CHECKS,

@@ -1,15 +1,22 @@
 """gold.turn_ratings: FineVision's four 1-5 ratings of every user/assistant turn."""
 
-import great_expectations.expectations as gxe
+from enum import StrEnum
+
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
 from schemas import generated, suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract
 
-KEYS = ("sample_id", "turn_index", "model", "prompt_version")
+
+class Status(StrEnum):
+    OK = "ok"
+    UNPARSEABLE = "unparseable"  # reason: the parser's code (missing_axes:..., out_of_range:...)
+    FAILED = "failed"  # the backend gave no output
+
+
+KEYS = (*generated.TURN_KEYS, "model", "prompt_version")
 AXES = ("formatting", "relevance", "visual_dependency", "image_correspondence")
-STATUSES = ("ok", "unparseable", "failed")
 
 SCHEMA = StructType([
     StructField("sample_id", StringType(), False),
@@ -22,22 +29,20 @@ SCHEMA = StructType([
 ])
 
 
-
 def _scores_when_ok():
     present = F.lit(True)
     for axis in AXES:
         present = present & F.col(axis).between(1, 5)
-    return (F.col("status") != "ok") | present
+    return (F.col("status") != Status.OK) | present
 
 
-CHECKS = {**generated.CHECKS, "check_scores_when_ok": lambda inputs: _scores_when_ok()}
+CHECKS = {**generated.CHECKS, "check_scores_when_ok": lambda settings: _scores_when_ok()}
 
 
-def expectations(inputs: SuiteInputs) -> list:
+def expectations(settings: None) -> list:
     return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES)),
+        *suites.standard(SCHEMA, KEYS),
+        suites.in_set("status", list(Status)),
         *generated.expectations(),
         *suites.all_true(*CHECKS),
     ]

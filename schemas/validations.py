@@ -1,21 +1,26 @@
-"""ops.validations: one row per gated table version: which suite ran, what failed, what was published."""
+"""ops.validations: one row per suite run on a batch: what was checked, what failed, what was committed.
+
+Appended by the gate (blind appends: writers of any table record here at the same time).
+"""
 
 from pyspark.sql.types import ArrayType, BooleanType, LongType, StringType, StructField, StructType, TimestampType
 
 from schemas.contract import TableContract
 
-KEYS = ("table_name", "version", "suite")
+KEYS = ("table_name", "batch", "suite")
 
 SCHEMA = StructType(
     [
         StructField("table_name", StringType(), False),  # logical name, e.g. silver.samples
-        StructField("version", LongType(), False),  # the Delta version validated
+        StructField("batch", StringType(), False),  # <run id>-<n>: the run's n-th write
+        StructField("rows", LongType(), False),  # rows in the batch
         StructField("suite", StringType(), False),
         StructField("success", BooleanType(), False),
         StructField("evaluated", LongType(), False),  # expectations evaluated
         StructField("failed_expectations", ArrayType(StringType(), True), False),
         StructField("offending_keys", StringType(), True),  # JSON: failed expectation -> sample of keys
-        StructField("published_version", LongType(), False),  # what readers see after this validation
+        StructField("version", LongType(), True),  # the table version the batch became; null: not committed
+        StructField("refused_batch", StringType(), True),  # where a refused batch stays, readable for forensics
         StructField("stage", StringType(), False),
         StructField("run_id", StringType(), False),
         StructField("mlflow_run_id", StringType(), True),
@@ -28,5 +33,6 @@ CONTRACT = TableContract(
     name="validations",
     schema=SCHEMA,
     keys=KEYS,
-    description="Every validation of a table version by its suite, and the version published after it.",
+    version=2,  # 2: batches (write-audit-publish) instead of table versions
+    description="Every validation of a write by its table's suite, and the version it was committed as.",
 )

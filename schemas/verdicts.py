@@ -1,15 +1,29 @@
-"""gold.verdicts: is a teacher's final answer right? By rule where the answer allows, else by a judge."""
+"""gold.verdicts: is a teacher's final answer right? By rule where the answer allows, else by a judge.
 
-import great_expectations.expectations as gxe
+Partitioned by teacher, like gold.reasoning: verify owns `short`, route owns `long`.
+"""
+
+from enum import StrEnum
+
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType, TimestampType
 
 from schemas import suites
-from schemas.contract import SuiteInputs, TableContract
+from schemas.contract import TableContract
+from schemas.reasoning import KEYS, Teacher
 
-KEYS = ("sample_id", "turn_index", "teacher")
-VERDICTS = ("correct", "incorrect", "unverified")  # unverified: no answer to check, or the judge gave none
-METHODS = ("rule", "judge", "none")
+
+class Verdict(StrEnum):
+    CORRECT = "correct"
+    INCORRECT = "incorrect"
+    UNVERIFIED = "unverified"  # no answer to check, or the judge gave none
+
+
+class Method(StrEnum):
+    RULE = "rule"  # udfs/answers.py: choices, numbers, yes/no
+    JUDGE = "judge"  # the fidelity judge, for free-form answers
+    NONE = "none"  # nothing to check
+
 
 SCHEMA = StructType([
     StructField("sample_id", StringType(), False),
@@ -30,25 +44,25 @@ SCHEMA = StructType([
 ])
 
 CHECKS = {
-    "check_judge_fields": lambda inputs: (F.col("method") != "judge") | (
+    "check_judge_fields": lambda settings: (F.col("method") != Method.JUDGE) | (
         F.col("judge_model").isNotNull() & (F.col("judge_calls") > 0)),
-    "check_judge_score_decides": lambda inputs: F.col("judge_score").isNull() | (F.col("method") == "judge"),
+    "check_judge_score_decides": lambda settings: F.col("judge_score").isNull() | (F.col("method") == Method.JUDGE),
 }
 
 
-def expectations(inputs: SuiteInputs) -> list:
+def expectations(settings: None) -> list:
     return [
-        *suites.required_columns(SCHEMA),
-        suites.unique_keys(KEYS),
-        gxe.ExpectColumnValuesToBeInSet(column="verdict", value_set=list(VERDICTS)),
-        gxe.ExpectColumnValuesToBeInSet(column="method", value_set=list(METHODS)),
-        gxe.ExpectColumnValuesToBeBetween(column="judge_score", min_value=1, max_value=5),
+        *suites.standard(SCHEMA, KEYS),
+        suites.in_set("teacher", list(Teacher)),
+        suites.in_set("verdict", list(Verdict)),
+        suites.in_set("method", list(Method)),
+        suites.between("judge_score", 1, 5),
         *suites.all_true(*CHECKS),
     ]
 
 
 CONTRACT = TableContract(
-    layer="gold", name="verdicts", schema=SCHEMA, keys=KEYS, partition_by=("source",),
+    layer="gold", name="verdicts", schema=SCHEMA, keys=KEYS, partition_by=("teacher",), version=2,  # 2: by teacher
     description="Verdict per distilled answer (correct, incorrect, unverified), by rule or judge, with a reason.",
     expectations=expectations, checks=CHECKS,
 )

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs import demo_sources
 from jobs.runtime.config import default_conf_dir, load_config
 from jobs.runtime.session import get_session
 from jobs.runtime.tables import Lake
+from udfs import demo_sources
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FINELAKE_SHARED_DATA", PROJECT.parent / "shared" / "data")).resolve()

@@ -7,7 +7,7 @@ Writes the teacher test's silver input when the lake has none, then runs the `ra
 
 import sys
 
-from jobs import rate
+from jobs import registry
 from jobs.runtime.config import load_config
 from jobs.runtime.session import get_session
 from jobs.runtime.tables import Lake
@@ -25,9 +25,9 @@ def main(overrides: list[str]) -> int:
     from tests.test_teacher import write_silver
 
     child = ChildLake(overrides)
-    if child.lake.published_version(silver_samples.CONTRACT) == 0:
+    if child.lake.latest_version(silver_samples.CONTRACT) == 0:
         write_silver(child)
-    return rate.main([arg for item in overrides for arg in ("--set", item)])
+    return registry.BY_NAME["rate"].main([arg for item in overrides for arg in ("--set", item)])
 
 
 if __name__ == "__main__":

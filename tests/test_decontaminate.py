@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jobs.decontaminate import image_hits, phash_leaks, question_grams, sscd_leaks, text_hits
+from jobs.ops.leaks import image_hits, phash_leaks, question_grams, sscd_leaks, text_hits
 from jobs.runtime.config import DecontaminateConf
 
 pytestmark = pytest.mark.usefixtures("spark")

@@ -9,9 +9,12 @@ import pytest
 from PIL import Image, ImageEnhance
 from pyspark.sql import functions as F
 
-from jobs import demo_sources
-from jobs.dedup import connected_components, phash_pairs, sample_groups, sscd_pairs, sscd_buckets, text_pairs
+from jobs.ops.components import components, overlay, relabel
+from jobs.ops.groups import regroup
+from jobs.ops.pairs import phash_pairs, sscd_buckets, sscd_pairs, text_pairs
 from jobs.runtime.config import DedupConf
+from schemas import duplicate_groups
+from udfs import demo_sources
 from udfs.signatures import hamming, normalized_text, phash, phashes, shingles
 
 pytestmark = pytest.mark.usefixtures("spark")
@@ -120,11 +123,74 @@ def test_minhash_finds_near_duplicate_instructions(spark):
     assert ("a", "c") in pairs and ("a", "b") in pairs and not any("d" in p for p in pairs)  # a~b: J = 8/12
 
 
-def test_connected_components_label_every_vertex_with_its_smallest_member(spark):
-    vertices = spark.createDataFrame([(v,) for v in "abcdefgh"], "id string")
-    edges = spark.createDataFrame([("a", "b"), ("c", "d"), ("b", "d"), ("e", "f")], "left_id string, right_id string")
-    labels = {r.id: r.component for r in connected_components(vertices, edges).collect()}
-    assert labels == {"a": "a", "b": "a", "c": "a", "d": "a", "e": "e", "f": "e", "g": "g", "h": "h"}
+def smallest_members(edges: list[tuple[str, str]], vertices=()) -> dict[str, str]:
+    """Components by union-find in Python: the reference the Spark algorithm must equal."""
+    parent: dict[str, str] = {}
+
+    def find(v: str) -> str:
+        parent.setdefault(v, v)
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    for v in vertices:
+        find(v)
+    return {v: find(v) for v in parent}
+
+
+def keep(spark, folder):
+    """A checkpoint function like JobContext.checkpoint, into `folder`."""
+    def write(frame, name):
+        frame.write.mode("overwrite").parquet(str(folder / name))
+        return spark.read.parquet(str(folder / name))
+
+    return write
+
+
+def test_large_small_star_equals_union_find_on_chains_stars_and_random_graphs(spark, tmp_path):
+    rng = random.Random(11)
+    chain = [(f"c{i:03d}", f"c{i + 1:03d}") for i in range(60)]  # a long chain, in a shuffled order
+    rng.shuffle(chain)
+    star = [("s999", f"s{i:03d}") for i in range(40)]  # the hub is the largest id
+    scattered = [(f"r{rng.randrange(200):03d}", f"r{rng.randrange(200):03d}") for _ in range(150)]
+    edges = chain + star + [e for e in scattered if e[0] != e[1]]
+    frame = spark.createDataFrame(edges, "src string, dst string")
+    found = {r.member: r.component for r in components(frame, keep(spark, tmp_path)).collect()}
+    assert found == smallest_members(edges)
+
+
+def test_new_pairs_relabel_only_the_components_they_join(spark, tmp_path):
+    first = [("a", "b"), ("c", "d"), ("e", "f"), ("g", "h"), ("x1", "x2")]
+    labels = spark.createDataFrame(sorted(smallest_members(first, ["lone"]).items()), "member string, component string")
+    new_edges = spark.createDataFrame([("b", "d"), ("h", "k"), ("m", "n")], "left_id string, right_id string")
+    members = spark.createDataFrame([("k",), ("m",), ("n",), ("z",)], "member string")
+    changed = {r.member: r.component for r in relabel(labels, new_edges, members, keep(spark, tmp_path)).collect()}
+    # c and d join a's component, k joins g's; m-n and z are new; e-f, x1-x2 and lone are untouched
+    assert changed == {"c": "a", "d": "a", "k": "g", "m": "m", "n": "m", "z": "z"}
+    relabelled = spark.createDataFrame(list(changed.items()), "member string, component string")
+    after = {r.member: r.component for r in overlay(labels, relabelled).collect()}
+    assert after == smallest_members(first + [("b", "d"), ("h", "k"), ("m", "n")], ["lone", "z"])
+
+
+def test_incremental_labels_equal_a_full_run_on_random_batches(spark, tmp_path):
+    rng = random.Random(5)
+    edges = [(f"v{rng.randrange(120):03d}", f"v{rng.randrange(120):03d}") for _ in range(160)]
+    edges = [e for e in edges if e[0] != e[1]]
+    labels = spark.createDataFrame([], "member string, component string")
+    seen: set[str] = set()
+    for batch, part in enumerate((edges[:60], edges[60:61], edges[61:])):
+        vertices = sorted({v for e in part for v in e} - seen)
+        seen |= set(vertices)
+        new = spark.createDataFrame(part, "left_id string, right_id string")
+        members = spark.createDataFrame([(v,) for v in vertices], "member string")
+        changed = relabel(labels, new, members, keep(spark, tmp_path / f"run{batch}"))
+        labels = keep(spark, tmp_path / f"labels{batch}")(overlay(labels, changed), "labels")
+    assert {r.member: r.component for r in labels.collect()} == smallest_members(edges)
 
 
 @pytest.mark.parametrize(
@@ -136,12 +202,14 @@ def test_rules_and_keep_policy(spark, rule, expected):
     texts = spark.createDataFrame(
         [("s1", "b_src", ["i1"], "t1", 30), ("s2", "a_src", ["i2"], "t1", 10), ("s3", "a_src", ["i1"], "t2", 10),
          ("s4", "c_src", ["i9"], "t1", 99)],
-        "sample_id string, source string, image_ids array<string>, text_hash string, text_chars int",
+        "sample_id string, source string, image_ids array<string>, text_hash string, text_chars long",
     )
-    images = spark.createDataFrame([("i1", "i1"), ("i2", "i1"), ("i9", "i9")], "id string, component string")
-    text_groups = spark.createDataFrame([("t1", "t1"), ("t2", "t2")], "id string, component string")
+    images = spark.createDataFrame([("i1", "i1"), ("i2", "i1"), ("i9", "i9")], "member string, component string")
+    text_groups = spark.createDataFrame([("t1", "t1"), ("t2", "t2")], "member string, component string")
     settings = DedupConf(rule=rule, source_priority=["a_src"])
-    rows = {r.sample_id: r for r in sample_groups(texts, images, text_groups, settings, "run").collect()}
+    nothing = spark.createDataFrame([], duplicate_groups.SCHEMA)
+    rows = {r.sample_id: r for r in regroup(texts, nothing, texts, nothing.select("sample_id"), images, text_groups,
+                                            settings, "run").collect()}
     assert {s: r.group_size for s, r in rows.items()} == expected
     if rule == "image_and_text":
         assert rows["s1"].representative == rows["s2"].representative == "s2"  # a_src comes first
@@ -149,10 +217,31 @@ def test_rules_and_keep_policy(spark, rule, expected):
     assert all(rows[rep].is_representative for rep in representatives.values())
 
 
-def test_uncertain_pairs_are_kept_only_when_the_pixel_check_agrees(spark):
+def test_a_new_pair_regroups_the_members_of_both_groups_and_no_other(spark):
+    """s1 (image i1) and s2 (i2) are in two groups; s3 is alone; a new pair joins i2 to i1."""
+    settings = DedupConf(rule="image")
+    samples = spark.createDataFrame([("s1", "a", ["i1"], "t1", 5), ("s2", "a", ["i2"], "t2", 9), ("s3", "a", ["i3"], "t3", 1)],
+                                    "sample_id string, source string, image_ids array<string>, text_hash string, text_chars long")
+    nothing = spark.createDataFrame([], duplicate_groups.SCHEMA)
+    before = spark.createDataFrame([("i1", "i1"), ("i2", "i2"), ("i3", "i3")], "member string, component string")
+    texts = spark.createDataFrame([(t, t) for t in ("t1", "t2", "t3")], "member string, component string")
+    first = regroup(samples, nothing, samples, nothing.select("sample_id"), before, texts, settings, "r1")
+    old = spark.createDataFrame(first.collect(), duplicate_groups.SCHEMA)
+    assert old.select("group_id").distinct().count() == 3
+    after = spark.createDataFrame([("i1", "i1"), ("i2", "i1"), ("i3", "i3")], "member string, component string")
+    affected = spark.createDataFrame([("s2",)], "sample_id string")
+    none_new = samples.limit(0)
+    rows = {r.sample_id: r for r in regroup(none_new, old, samples, affected, after, texts, settings, "r2").collect()}
+    assert set(rows) == {"s1", "s2"}  # s3's group is not touched
+    assert rows["s1"].group_id == rows["s2"].group_id and rows["s1"].group_size == 2
+    assert rows["s1"].representative == "s2"  # the most text
+
+
+def test_uncertain_pairs_are_kept_only_when_the_pixel_check_agrees(spark, tmp_path):
     import random
 
-    from jobs.dedup import hash_images, image_pairs
+    from jobs.ops.pairs import image_pairs
+    from jobs.ops.signatures import hash_images
     from udfs import planted
     from udfs.embedding import EmbeddingSettings, embed_images
 
@@ -164,11 +253,11 @@ def test_uncertain_pairs_are_kept_only_when_the_pixel_check_agrees(spark):
     vectors = spark.createDataFrame([(i, v.tolist(), True) for i, v in zip(ids, embedded)],
                                     "image_id string, vector array<float>, is_new boolean")
     unchecked = DedupConf(sscd_tau=0.3, phash_radius=20, phash_verify=False)
-    pairs, counts = image_pairs(hashes, vectors, images, unchecked)
+    pairs, counts = image_pairs(hashes, vectors, images, unchecked, keep(spark, tmp_path / "unchecked"))
     assert {(r.left_id, r.right_id) for r in pairs.collect()} >= {("a", "b")}
     assert counts["candidates"] == 0  # nothing is uncertain: SSCD >= 0.3 is certain, pHash unchecked
     checked = DedupConf(sscd_tau=1.0, sscd_band_low=0.3, phash_radius=20, phash_verify=True)
-    pairs, counts = image_pairs(hashes, vectors, images, checked)
+    pairs, counts = image_pairs(hashes, vectors, images, checked, keep(spark, tmp_path / "checked"))
     found = {(r.kind, r.left_id, r.right_id): r.evidence for r in pairs.collect()}
     assert ("sscd", "a", "copy") in found and "check=" in found[("sscd", "a", "copy")]
     assert ("a", "b") not in {(left, right) for _, left, right in found}  # the look-alike fails the check
@@ -178,7 +267,7 @@ def test_uncertain_pairs_are_kept_only_when_the_pixel_check_agrees(spark):
 
 
 def test_the_pixel_check_looks_only_at_each_images_nearest_candidates(spark):
-    from jobs.dedup import pixel_check
+    from jobs.ops.pairs import pixel_check
     from udfs import planted
 
     charts = [data for _, data in planted.render_charts(3, seed=2)]

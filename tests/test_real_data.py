@@ -5,7 +5,7 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import ingest, normalize
+from jobs.registry import BY_NAME
 from tests.conftest import SHARED_DATA, needs_shared_data
 
 pytestmark = [needs_shared_data("nlvr", "tabmwp"), pytest.mark.realdata]
@@ -15,8 +15,8 @@ pytestmark = [needs_shared_data("nlvr", "tabmwp"), pytest.mark.realdata]
 def real_lake(make_lake):
     lake = make_lake("real_")
     flags = lake.flags("ingest.sources=[nlvr, tabmwp]")
-    assert ingest.main(flags) == 0
-    assert normalize.main(flags) == 0
+    assert BY_NAME["ingest"].main(flags) == 0
+    assert BY_NAME["normalize"].main(flags) == 0
     return lake
 
 

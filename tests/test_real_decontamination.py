@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 from pyspark.sql import functions as F
 
-from jobs import decontaminate, dedup, demo_sources, embed, ingest, normalize
+from jobs.registry import CURATION, stages
+from udfs import demo_sources
 from tests.conftest import SHARED_DATA, needs_shared_data
 
 pytestmark = [needs_shared_data("nlvr", "tabmwp"), pytest.mark.realdata]
@@ -67,8 +68,8 @@ def leak_lake(make_lake, tmp_path_factory):
         .replace('  count: 6', f"  count: 6\n  root: {SHARED_DATA / 'nlvr'}")
     )
     flags = [*lake.flags("ingest.sources=[planted, nlvr_slice]", "decontaminate.benchmarks=[tabmwp_slice]"), "--conf", str(conf)]
-    for stage in (ingest, normalize, embed, dedup, decontaminate):
-        assert stage.main(flags) == 0, stage.STAGE
+    for stage in stages(CURATION):
+        assert stage.main(flags) == 0, stage.name
     lake.planted, lake.pasted = planted, pasted
     return lake
 

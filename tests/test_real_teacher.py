@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from jobs import distill, ingest, normalize, route
+from jobs.registry import BY_NAME
 from tests.bench.eval_judge_agreement import Agreement, agreement, judge_scores
 from tests.conftest import SHARED_DATA, needs_shared_data
 
@@ -32,8 +32,8 @@ def tabmwp_lake(make_lake, tmp_path_factory):
     flags = [*lake.flags("ingest.sources=[tabmwp_slice]", "teacher.models.short.max_new_tokens=48",
                          "teacher.models.long.max_new_tokens=64", "teacher.models.judge.max_new_tokens=12"),
              "--conf", str(conf)]
-    for stage in (ingest, normalize, distill, route):  # route verifies what distill wrote, then routes
-        assert stage.main(flags) == 0, stage.STAGE
+    for name in ("ingest", "normalize", "distill", "verify", "route"):
+        assert BY_NAME[name].main(flags) == 0, name
     return lake
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance
 
-from jobs import demo_sources
+from udfs import demo_sources
 from udfs.embedding import EmbeddingSettings, backend_for, embed_images, embed_series, pixels
 
 ONNX = EmbeddingSettings("onnx", "sscd", None, "auto", True, batch_size=4, threads=1, image_size=288)

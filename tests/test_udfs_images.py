@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from jobs import demo_sources
+from udfs import demo_sources
 from udfs.images import ImagePolicy, normalize_batches, normalize_image
 
 POLICY = ImagePolicy(max_pixels=50_000_000, max_side=1536, min_side=32, max_aspect_ratio=10.0, format="JPEG", quality=95)

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from jobs.runtime.config import SourceConfig
 from udfs.arrow import rows_of
-from udfs.readers import INGEST_ROW, fetch_images_batches, read_file, read_files_batches, sample_id
+from udfs.readers import READ_ROW, fetch_images_batches, read_file, read_files_batches, sample_id
 
 
 def source(**fields) -> SourceConfig:
@@ -106,7 +106,7 @@ def test_batches_fetch_folder_images_later(tmp_path):
     spec = source(name="demo", format="llava_json", key="{{ id }}")
     files = [pa.RecordBatch.from_pylist([{"source": "demo", "uri": f"file:{tmp_path}/data.json", "file": "data.json"}])]
     listed = list(read_files_batches(files, {"demo": spec}, fetch_images=False))
-    assert all(b.schema.equals(INGEST_ROW) for b in listed)
+    assert all(b.schema.equals(READ_ROW) for b in listed)
     assert [r["images"][0]["bytes"] for r in rows_of(listed)] == [None, None]
     fetched = list(rows_of(fetch_images_batches(listed)))
     assert fetched[0]["images"][0]["bytes"] == b"image-bytes" and fetched[0]["images"][0]["sha256"]

@@ -29,7 +29,10 @@ from fractions import Fraction
 
 import pandas as pd
 
-CORRECT, INCORRECT, NEEDS_JUDGE = "correct", "incorrect", "needs_judge"
+from schemas.verdicts import Verdict
+
+CORRECT, INCORRECT, UNVERIFIED = Verdict.CORRECT, Verdict.INCORRECT, Verdict.UNVERIFIED
+NEEDS_JUDGE = "needs_judge"  # the rule cannot decide (a free-form answer): the verify stage asks the judge
 
 _NUMBER = re.compile(
     r"\\frac\{\s*(?P<fn>-?[\d,]*\.?\d+)\s*\}\{\s*(?P<fd>-?[\d,]*\.?\d+)\s*\}"  # \frac{a}{b}
@@ -205,7 +208,7 @@ def check_frame(answers: pd.Series, golds: pd.Series, questions: pd.Series) -> p
     rows = []
     for answer, gold, question in zip(answers, golds, questions):
         if not isinstance(answer, str) or not answer.strip():
-            rows.append(("unverified", "no_answer"))
+            rows.append((UNVERIFIED, "no_answer"))
             continue
         check = check_answer(answer, gold, parse_choices(question or ""))
         rows.append((check.verdict, check.reason))

@@ -13,9 +13,11 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import pyarrow as pa
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from schemas import silver_images
+from schemas.contract import arrow_schema
+from schemas.silver_rejects import Reason
 from udfs.arrow import rows_of, to_batches
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -27,24 +29,8 @@ _SAVE_OPTIONS = {
 }
 
 
-# One row per distinct raw image (by the SHA-256 of its bytes as read).
-NORMALIZED = pa.schema(
-    [
-        ("sha256", pa.string()),
-        ("image_id", pa.string()),
-        ("bytes", pa.binary()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("format", pa.string()),
-        ("source_width", pa.int32()),
-        ("source_height", pa.int32()),
-        ("source_format", pa.string()),
-        ("source_mode", pa.string()),
-        ("notes", pa.list_(pa.string())),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-    ]
-)
+DECODED = arrow_schema(silver_images.DECODED)  # one row per distinct raw image (by the SHA-256 of its bytes)
+
 
 
 @dataclass(frozen=True)
@@ -79,9 +65,9 @@ def content_hash(data: bytes) -> str:
 def normalize_image(data: bytes | None, policy: ImagePolicy) -> NormalizedImage:
     """One image's bytes -> the normalised image, or the reason it was rejected."""
     if data is None:
-        return NormalizedImage(reason="missing_image", detail="no bytes for this image")
+        return NormalizedImage(reason=Reason.MISSING_IMAGE, detail="no bytes for this image")
     if len(data) == 0:
-        return NormalizedImage(reason="empty_file", detail="0 bytes")
+        return NormalizedImage(reason=Reason.EMPTY_FILE, detail="0 bytes")
     # Pillow checks the cap too; ours is exact where Pillow only errors above twice the cap.
     Image.MAX_IMAGE_PIXELS = policy.max_pixels
     try:
@@ -91,7 +77,7 @@ def normalize_image(data: bytes | None, policy: ImagePolicy) -> NormalizedImage:
             result = NormalizedImage(source_format=image.format, source_mode=image.mode)
             width, height = image.size
             if width * height > policy.max_pixels:
-                return _reject(result, "decompression_bomb", f"{width}x{height} = {width * height} px > max_pixels {policy.max_pixels}")
+                return _reject(result, Reason.DECOMPRESSION_BOMB, f"{width}x{height} = {width * height} px > max_pixels {policy.max_pixels}")
             frames = getattr(image, "n_frames", 1)
             if frames > 1:
                 image.seek(0)
@@ -100,21 +86,21 @@ def normalize_image(data: bytes | None, policy: ImagePolicy) -> NormalizedImage:
             image = _oriented(image, result)
             image = _to_rgb(image, result)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        return NormalizedImage(reason="decompression_bomb", detail=str(err)[:300])
+        return NormalizedImage(reason=Reason.DECOMPRESSION_BOMB, detail=str(err)[:300])
     except UnidentifiedImageError:
-        return NormalizedImage(reason="undecodable_image", detail=f"not an image Pillow can identify ({len(data)} bytes)")
+        return NormalizedImage(reason=Reason.UNDECODABLE_IMAGE, detail=f"not an image Pillow can identify ({len(data)} bytes)")
     except OSError as err:
-        reason = "truncated_image" if "truncated" in str(err).lower() or "broken data" in str(err).lower() else "undecodable_image"
+        reason = Reason.TRUNCATED_IMAGE if "truncated" in str(err).lower() or "broken data" in str(err).lower() else Reason.UNDECODABLE_IMAGE
         return NormalizedImage(reason=reason, detail=f"{type(err).__name__}: {err}"[:300])
     except (ValueError, SyntaxError, EOFError, MemoryError, IndexError, TypeError, ZeroDivisionError) as err:
-        return NormalizedImage(reason="undecodable_image", detail=f"{type(err).__name__}: {err}"[:300])
+        return NormalizedImage(reason=Reason.UNDECODABLE_IMAGE, detail=f"{type(err).__name__}: {err}"[:300])
 
     result.source_width, result.source_height = image.size
     short, long_ = sorted(image.size)
     if short < policy.min_side:
-        return _reject(result, "image_too_small", f"{image.width}x{image.height}: shorter side < min_side {policy.min_side}")
+        return _reject(result, Reason.IMAGE_TOO_SMALL, f"{image.width}x{image.height}: shorter side < min_side {policy.min_side}")
     if long_ / short > policy.max_aspect_ratio:
-        return _reject(result, "extreme_aspect_ratio", f"{image.width}x{image.height}: ratio {long_ / short:.1f} > {policy.max_aspect_ratio}")
+        return _reject(result, Reason.EXTREME_ASPECT_RATIO, f"{image.width}x{image.height}: ratio {long_ / short:.1f} > {policy.max_aspect_ratio}")
     if long_ > policy.max_side:
         scale = policy.max_side / long_
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
@@ -166,7 +152,7 @@ def _to_rgb(image: Image.Image, result: NormalizedImage) -> Image.Image:
 
 
 def normalize_batches(batches, policy: ImagePolicy):
-    """mapInArrow body: (sha256, bytes) batches -> NORMALIZED batches, one row per distinct sha256.
+    """mapInArrow body: (sha256, bytes) batches -> DECODED batches, one row per distinct sha256.
 
     A raw image seen earlier in the same partition is skipped; hash-partitioning the input by
     sha256 makes that a global deduplication without aggregating the bytes in Spark.
@@ -195,4 +181,4 @@ def normalize_batches(batches, policy: ImagePolicy):
                 "detail": image.detail,
             }
 
-    yield from to_batches(rows(), NORMALIZED, size_of=lambda row: len(row["bytes"] or b""))
+    yield from to_batches(rows(), DECODED, size_of=lambda row: len(row["bytes"] or b""))

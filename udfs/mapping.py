@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from schemas.silver_rejects import Reason
 IMAGE_TOKEN = re.compile(r"[ \t]*<image>[ \t]*\n?")
 _ENVIRONMENT = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
@@ -65,9 +66,9 @@ def record_turns(record: dict[str, Any], source: Any) -> MappedText:
         else:
             raw = _conversation(record, source.conversation)
     except TemplateError as err:
-        return MappedText(reason="template_error", detail=str(err))
+        return MappedText(reason=Reason.TEMPLATE_ERROR, detail=str(err))
     except _MalformedRecord as err:
-        return MappedText(reason="malformed_record", detail=str(err))
+        return MappedText(reason=Reason.MALFORMED_RECORD, detail=str(err))
     tokens = sum(len(IMAGE_TOKEN.findall(user)) for user, _ in raw)
     turns = [(IMAGE_TOKEN.sub("", user).strip(), assistant.strip()) for user, assistant in raw]
     return MappedText(turns=turns, image_tokens=tokens)

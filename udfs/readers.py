@@ -21,28 +21,17 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from schemas import bronze_records
+from schemas.contract import arrow_schema
+from schemas.silver_rejects import Reason
 from udfs.arrow import rows_of, to_batches
 from udfs.mapping import TemplateError, render
 
 IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "ppm", "pgm"}
 PARQUET_BATCH_ROWS = 256
 
-RAW_IMAGE = pa.struct([("path", pa.string()), ("bytes", pa.binary()), ("sha256", pa.string())])
-# One row per record read (reason null) or per record/file that could not be read (reason set).
-INGEST_ROW = pa.schema(
-    [
-        ("source", pa.string()),
-        ("subset", pa.string()),
-        ("source_key", pa.string()),
-        ("sample_id", pa.string()),
-        ("file", pa.string()),
-        ("row_index", pa.int64()),
-        ("record", pa.string()),
-        ("images", pa.list_(RAW_IMAGE)),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-    ]
-)
+READ_ROW = arrow_schema(bronze_records.READ_ROW)
+
 
 
 @dataclass
@@ -122,7 +111,7 @@ def read_file(uri: str, relpath: str, source: Any) -> Iterator[RawRecord]:
     except Exception as err:  # noqa: BLE001 - a broken file must become a reject row, whatever broke
         yield RawRecord(
             row_index=row + 1,
-            reason="unreadable_file",
+            reason=Reason.UNREADABLE_FILE,
             detail=f"{relpath}: stopped after {row + 1} records: {type(err).__name__}: {err}"[:500],
         )
 
@@ -144,9 +133,9 @@ def _keyed(row: int, fields: dict[str, Any], relpath: str, source: Any, image_ro
         record.source_key = render(source.key, context, "key") if source.key else context["_key"]
         record.images = _images(fields, context, source, image_root)
     except TemplateError as err:
-        record.reason, record.detail = "template_error", str(err)
+        record.reason, record.detail = Reason.TEMPLATE_ERROR, str(err)
     except _BadImageField as err:
-        record.reason, record.detail = "malformed_record", str(err)
+        record.reason, record.detail = Reason.MALFORMED_RECORD, str(err)
     record.fields = fields
     return record
 
@@ -221,10 +210,10 @@ def _json_rows(uri: str, source: Any) -> Iterator[tuple[int, dict[str, Any] | Ra
             try:
                 fields = json.loads(line)
             except json.JSONDecodeError as err:
-                yield row, RawRecord(row_index=row, reason="malformed_record", detail=f"line {row + 1}: {err}")
+                yield row, RawRecord(row_index=row, reason=Reason.MALFORMED_RECORD, detail=f"line {row + 1}: {err}")
                 continue
             if not isinstance(fields, dict):
-                yield row, RawRecord(row_index=row, reason="malformed_record", detail=f"line {row + 1}: not a JSON object")
+                yield row, RawRecord(row_index=row, reason=Reason.MALFORMED_RECORD, detail=f"line {row + 1}: not a JSON object")
                 continue
             yield row, fields
         return
@@ -238,7 +227,7 @@ def _json_rows(uri: str, source: Any) -> Iterator[tuple[int, dict[str, Any] | Ra
         items = document
     for row, fields in enumerate(items):
         if not isinstance(fields, dict):
-            yield row, RawRecord(row_index=row, reason="malformed_record", detail=f"item {row}: not a JSON object")
+            yield row, RawRecord(row_index=row, reason=Reason.MALFORMED_RECORD, detail=f"item {row}: not a JSON object")
         else:
             yield row, fields
 
@@ -302,7 +291,7 @@ def _json_default(value: Any) -> Any:
 
 
 def read_files_batches(files: Any, sources: dict[str, Any], fetch_images: bool) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: rows of (source, uri, file) -> INGEST_ROW batches (`file`: path below the source root).
+    """mapInArrow body: rows of (source, uri, file) -> READ_ROW batches (`file`: path below the source root).
 
     With `fetch_images`, path-only images are read here; otherwise they are left for
     `fetch_images_batches` after a repartition (one big JSON file lists many images).
@@ -314,18 +303,18 @@ def read_files_batches(files: Any, sources: dict[str, Any], fetch_images: bool) 
             for record in read_file(item["uri"], item["file"], source):
                 yield _ingest_row(source.name, item["file"], record, fetch_images)
 
-    yield from to_batches(rows(), INGEST_ROW, size_of=_row_bytes)
+    yield from to_batches(rows(), READ_ROW, size_of=_row_bytes)
 
 
 def fetch_images_batches(batches: Any) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: INGEST_ROW batches with path-only images -> the same rows with bytes read."""
+    """mapInArrow body: READ_ROW batches with path-only images -> the same rows with bytes read."""
 
     def rows() -> Iterator[dict[str, Any]]:
         for row in rows_of(batches):
             row["images"] = [_with_bytes(image, fetch=True) for image in row["images"] or []]
             yield row
 
-    yield from to_batches(rows(), INGEST_ROW, size_of=_row_bytes)
+    yield from to_batches(rows(), READ_ROW, size_of=_row_bytes)
 
 
 def _ingest_row(source: str, relpath: str, record: RawRecord, fetch: bool) -> dict[str, Any]:

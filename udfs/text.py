@@ -8,8 +8,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
 
+from schemas import silver_samples
+from schemas.contract import arrow_schema
+from schemas.silver_rejects import Reason
 from udfs.arrow import rows_of, to_batches
 from udfs.mapping import record_turns
 from udfs.readers import template_context
@@ -19,19 +21,8 @@ _LONGEST_REPEATED_UNIT = 10  # words; longer repeated units are caught by the du
 
 
 # One row per sample: its turns after clean-up, or the text rule it failed.
-CHAT = pa.schema(
-    [
-        ("sample_id", pa.string()),
-        ("turns", pa.list_(pa.struct([("user", pa.string()), ("assistant", pa.string())]))),
-        ("image_tokens", pa.int32()),
-        ("prompt_edits", pa.list_(pa.string())),
-        ("license", pa.string()),
-        ("category", pa.string()),
-        ("language", pa.string()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-    ]
-)
+CHAT = arrow_schema(silver_samples.CHAT)
+
 
 
 @dataclass(frozen=True)
@@ -88,20 +79,20 @@ def repeated_text(text: str, min_count: int, min_fraction: float) -> str | None:
 def text_verdict(turns: list[tuple[str, str]], policy: TextPolicy) -> tuple[str | None, str | None]:
     """(reason, detail) of the first text rule that fails, or (None, None)."""
     if not turns:
-        return "empty_text", "no turns"
+        return Reason.EMPTY_TEXT, "no turns"
     for i, (user, assistant) in enumerate(turns):
         if not user.strip():
-            return "empty_text", f"turn {i}: the user text is empty"
+            return Reason.EMPTY_TEXT, f"turn {i}: the user text is empty"
         if not assistant.strip():
-            return "empty_text", f"turn {i}: the assistant text is empty"
+            return Reason.EMPTY_TEXT, f"turn {i}: the assistant text is empty"
     total = sum(len(u) + len(a) for u, a in turns)
     if total > policy.max_chars:
-        return "text_too_long", f"{total} characters > max_chars {policy.max_chars}"
+        return Reason.TEXT_TOO_LONG, f"{total} characters > max_chars {policy.max_chars}"
     for i, (user, assistant) in enumerate(turns):
         for role, text in (("user", user), ("assistant", assistant)):
             repetition = repeated_text(text, policy.repeat_min_count, policy.repeat_min_fraction)
             if repetition:
-                return "repeated_text", f"turn {i} {role}: {repetition}"
+                return Reason.REPEATED_TEXT, f"turn {i} {role}: {repetition}"
     return None, None
 
 

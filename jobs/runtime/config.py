@@ -165,10 +165,11 @@ class SourceConfig(StrictModel):
 
 class PathsConf(StrictModel):
     lake: str
+    scratch: str = Field(description="staged batches and checkpoints of running jobs (durable storage, not executor disks)")
     demo_sources: str
     shared_data: str
 
-    _absolute = field_validator("lake", "demo_sources", "shared_data")(absolute_location)
+    _absolute = field_validator("lake", "scratch", "demo_sources", "shared_data")(absolute_location)
 
 
 class CatalogConf(StrictModel):
@@ -243,19 +244,30 @@ class EmbedConf(StrictModel):
     partitions: int = Field(default=0, ge=0, description="embedding tasks; 0 = 4 x default parallelism")
 
 
-class DedupConf(StrictModel):
-    rule: Literal["image", "text", "image_and_text"] = Field(
-        default="image_and_text", description="what makes two samples duplicates (image_and_text: HoneyPipe's rule)"
-    )
-    phash_radius: int = Field(default=6, ge=0, le=20, description="pHash Hamming distance for near-duplicate images")
+class ImageMatchConf(StrictModel):
+    """How two images are matched: the search thresholds and the pixel check (dedup and decontaminate)."""
+
+    phash_radius: int = Field(default=6, ge=0, le=20, description="pHash Hamming distance of a candidate pair")
     sscd_tau: float = Field(default=1.0, gt=0, le=1, description=(
-        "SSCD cosine at which images are near-duplicates without the pixel check (1.0: every pair is checked)"))
+        "SSCD cosine at which a pair matches without the pixel check (1.0: every pair is checked)"))
     sscd_band_low: float = Field(default=0.75, gt=0, le=1, description=(
-        "SSCD pairs in [sscd_band_low, sscd_tau) are kept only when the pixel check agrees; >= sscd_tau: no band"))
-    phash_verify: bool = Field(default=True, description="pHash pairs are kept only when the pixel check agrees")
+        "SSCD pairs in [sscd_band_low, sscd_tau) match only when the pixel check agrees; >= sscd_tau: no band"))
+    phash_verify: bool = Field(default=True, description="pHash pairs match only when the pixel check agrees")
     verify_min: float = Field(default=0.9, gt=0, le=1, description="pixel check: share of informative tiles that match")
     verify_neighbours: int = Field(default=8, ge=1, description=(
         "pixel check: only the pairs among an image's this many most similar candidates (per signal)"))
+    partitions: int = Field(default=0, ge=0, description="tasks for the image search; 0 = 4 x default parallelism")
+
+    @property
+    def sscd_low(self) -> float:
+        """The lowest SSCD cosine searched for."""
+        return min(self.sscd_band_low, self.sscd_tau)
+
+
+class DedupConf(ImageMatchConf):
+    rule: Literal["image", "text", "image_and_text"] = Field(
+        default="image_and_text", description="what makes two samples duplicates (image_and_text: HoneyPipe's rule)"
+    )
     trim_borders: bool = Field(default=True, description="also the pHash of the image without uniform borders")
     sscd_buckets: int = Field(default=0, ge=0, description="k-means buckets for SSCD search; 0 = sqrt(vectors)")
     sscd_probes: int = Field(default=8, ge=1, description="buckets each vector joins (recall vs work)")
@@ -265,32 +277,24 @@ class DedupConf(StrictModel):
     source_priority: list[str] = Field(default=[], description="keep policy: earlier sources win a group")
 
 
-class DecontaminateConf(StrictModel):
+class DecontaminateConf(ImageMatchConf):
     benchmarks: list[str] = Field(default=["demo_*"], description="benchmark names or fnmatch patterns from conf/benchmarks.yaml")
-    image_tau: float = Field(default=1.0, gt=0, le=1, description=(
-        "SSCD cosine at which a training image leaks a benchmark image without the pixel check (1.0: never)"))
-    phash_radius: int = Field(default=6, ge=0, le=20, description="pHash Hamming distance at which an image leaks")
-    image_band_low: float = Field(default=0.75, gt=0, le=1, description=(
-        "SSCD pairs in [image_band_low, image_tau) leak only when the pixel check agrees; >= image_tau: no band"))
-    phash_verify: bool = Field(default=True, description="pHash leaks too must pass the pixel check")
-    verify_min: float = Field(default=0.9, gt=0, le=1, description="pixel check: share of informative tiles that match")
-    verify_neighbours: int = Field(default=8, ge=1, description=(
-        "pixel check: only a training image's this many most similar benchmark images (per signal)"))
     text_ngram: int = Field(default=13, ge=1, description="word n-grams shared with a benchmark question")
     text_min_overlap: float = Field(
         default=0.5, gt=0, le=1, description="share of a benchmark question's n-grams a sample must contain"
     )
     text_min_words: int = Field(default=8, ge=1, description="questions with fewer words are too generic to check")
-    partitions: int = Field(default=0, ge=0, description="tasks for the image search; 0 = 4 x default parallelism")
 
 
 class TeacherConf(StrictModel):
     models: dict[str, GenerationSettings] = Field(description="teacher models by role (short, long, judge, small, ...)")
     sources: list[str] = Field(default=["*"], description="sources (names or fnmatch patterns) the teacher stages work on")
-    chunk_rows: int = Field(default=64, gt=0, description="rows per committed chunk: a killed run loses at most one")
-    max_chunks: int = Field(default=0, ge=0, description="chunks per run (a budget); 0 = all pending work")
+    commit_rows: int = Field(default=2000, gt=0, description="rows per commit at most: a killed run loses at most one commit")
+    commit_seconds: float = Field(default=600, gt=0, description=(
+        "commits are sized from the measured rate to take about this long: a killed run loses at most ~this much work"))
+    max_commits: int = Field(default=0, ge=0, description="commits per run (a budget); 0 = all pending work")
     max_input_chars: int = Field(default=4000, gt=0, description="cap on each text put into a prompt")
-    partitions: int = Field(default=0, ge=0, description="generation tasks per chunk; 0 = the default parallelism")
+    partitions: int = Field(default=0, ge=0, description="generation tasks per commit; 0 = the default parallelism")
 
 
 class GeneratingStageConf(StrictModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from importlib import resources
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -41,6 +42,8 @@ def get_session(config: Config) -> SparkSession:
         builder = builder.master(config.spark.master)
     for key, value in config.spark.conf.items():
         builder = builder.config(key, value)
+    if "spark.jars.ivySettings" not in config.spark.conf:
+        builder = builder.config("spark.jars.ivySettings", str(resources.files("conf") / "ivysettings.xml"))
     from delta import configure_spark_with_delta_pip
 
     log.info("starting local Spark (%s) with Delta; lake at %s", config.spark.master, config.paths.lake)

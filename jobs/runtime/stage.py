@@ -1,4 +1,4 @@
-"""What every stage shares: flags, config, session, a run id, and the per-source count report."""
+"""What every stage shares: flags, config, session, a run id, the gate, and the per-source count report."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from jobs import registry
 from jobs.runtime.config import ENVIRONMENTS, Config, ConfigError, load_config
-from jobs.runtime.gate import GateFailure, QualityGate
+from jobs.runtime.gate import Gate, GateFailure
 from jobs.runtime.session import get_session
-from jobs.runtime.tables import Lake, TableContractError, WriteResult
+from jobs.runtime.tables import Lake, TableContractError, WriteResult, job_session
 from jobs.runtime.tracking import Tracker
-from schemas.contract import SuiteInputs
 
 log = logging.getLogger("finelake")
 
@@ -29,7 +29,22 @@ class JobContext:
     config: Config
     lake: Lake
     run_id: str
-    gate: QualityGate
+    gate: Gate
+
+    @property
+    def parallelism(self) -> int:
+        return self.spark.sparkContext.defaultParallelism
+
+    def tasks(self, configured: int, per_core: int = 4) -> int:
+        """Explicit task counts for UDF-heavy steps (adaptive execution would fold small inputs into one task)."""
+        return configured or per_core * self.parallelism
+
+    def checkpoint(self, frame: DataFrame, name: str) -> DataFrame:
+        """`frame` written to this run's scratch and read back (see Lake.checkpoint), for what the
+        job's later steps read again. Not persist(): a commit to a table re-computes every
+        persisted frame whose lineage reads that table (Spark re-caches by plan), and a lost
+        executor must never make Spark call a model again."""
+        return self.lake.checkpoint(frame, "checkpoints", self.run_id, name)
 
 
 @dataclass
@@ -60,6 +75,33 @@ class StageReport:
     def balanced(self) -> bool:
         return not self.problems and all(c.balanced for c in self.counts.values())
 
+    def cover(self, sources: list[str]) -> None:
+        """Every one of `sources` gets a line in the report, with zeros when nothing came from it."""
+        for source in sources:
+            self.counts.setdefault(source, SourceCounts())
+
+    def count_in(self, rows: DataFrame) -> None:
+        """Rows in per source (`rows` has a `source` column); only one count per source reaches the driver."""
+        for row in rows.groupBy("source").count().collect():
+            self.counts.setdefault(row["source"], SourceCounts()).rows_in += row["count"]
+
+    def count_out(self, outcomes: DataFrame) -> None:
+        """Kept (`reason` null) and rejected per source and reason: small aggregates only."""
+        for row in outcomes.groupBy("source", "reason").count().collect():
+            counts = self.counts.setdefault(row["source"], SourceCounts())
+            if row["reason"] is None:
+                counts.kept += row["count"]
+            else:
+                counts.rejected[row["reason"]] = counts.rejected.get(row["reason"], 0) + row["count"]
+
+    def tally(self, rows_in: DataFrame, outcomes: DataFrame) -> None:
+        self.count_in(rows_in)
+        self.count_out(outcomes)
+
+    @property
+    def rows_in(self) -> dict[str, int]:
+        return {source: c.rows_in for source, c in self.counts.items()}
+
     def histogram(self, name: str, label: str, frame: DataFrame, value, width: int) -> None:
         """Bin `value` over `frame` in Spark; only the bin counts reach the driver (for the MLflow plots)."""
         bins = frame.select((F.floor(value / width) * width).alias("bin")).groupBy("bin").count()
@@ -77,26 +119,12 @@ class StageReport:
             flag = "" if c.balanced else "   <-- rows in != kept + rejected"
             lines.append(f"  {source:<24}{c.rows_in:>10}{c.kept:>10}{sum(c.rejected.values()):>10}  {reasons}{flag}")
         for write in self.writes:
-            lines.append(f"  wrote {write.table} v{write.version}: +{write.inserted} rows, {write.updated} updated")
+            if write.version is None:
+                lines.append(f"  {write.table}: nothing new")
+            else:
+                lines.append(f"  wrote {write.table} v{write.version}: +{write.inserted} rows, {write.updated} updated")
         lines += [f"  PROBLEM: {p}" for p in self.problems]
         return "\n".join(lines)
-
-
-def tally(report: StageReport, sources: list[str], rows_in: DataFrame, outcomes: DataFrame) -> None:
-    """Fill per-source counts: `rows_in` has a `source` column, `outcomes` `source` and `reason` (null = kept).
-
-    Only small aggregates reach the driver: one row per source and reason.
-    """
-    for source in sources:
-        report.counts.setdefault(source, SourceCounts())
-    for row in rows_in.groupBy("source").count().collect():
-        report.counts.setdefault(row["source"], SourceCounts()).rows_in += row["count"]
-    for row in outcomes.groupBy("source", "reason").count().collect():
-        counts = report.counts.setdefault(row["source"], SourceCounts())
-        if row["reason"] is None:
-            counts.kept += row["count"]
-        else:
-            counts.rejected[row["reason"]] = counts.rejected.get(row["reason"], 0) + row["count"]
 
 
 def job_parser(stage: str, description: str) -> argparse.ArgumentParser:
@@ -134,27 +162,18 @@ def run_job(stage: str, description: str, run: Callable[[JobContext, StageReport
     """Parse flags, load config, get the session, run the stage inside an MLflow run, print its report.
 
     Exit codes: 0 done, 1 the stage's counts do not balance, 2 bad configuration or contract,
-    3 a write failed its table's suite (the table was restored to its published version).
+    3 a write failed its table's suite (nothing of that write was committed).
     """
     args = job_parser(stage, description).parse_args(argv)
     config = config_from_args(args, stage)
     if config is None:
         return 2
-    spark = get_session(config)
+    spark = job_session(get_session(config))
     run_id = uuid.uuid4().hex[:16]
     lake = Lake(spark, config)
     tracker = Tracker(config, stage, run_id)
     tracker.start()
-    inputs = SuiteInputs(
-        run_id=run_id,
-        max_side=config.normalize.image.max_side,
-        max_chars=config.normalize.text.max_chars,
-        phash_radius=config.dedup.phash_radius,
-        sscd_tau=min(config.dedup.sscd_tau, config.dedup.sscd_band_low),  # checked pairs reach down to the band
-        text_jaccard=config.dedup.text_jaccard,
-        text_overlap=config.decontaminate.text_min_overlap,
-    )
-    context = JobContext(spark, config, lake, run_id, QualityGate(lake, stage, run_id, inputs, tracker))
+    context = JobContext(spark, config, lake, run_id, Gate(lake, registry.BY_NAME[stage], run_id, config, tracker))
     report = StageReport(stage=stage, run_id=run_id)
     started = time.monotonic()
     log.info("%s: run %s, env %s, config %s", stage, run_id, config.env, config.digest())
@@ -168,6 +187,9 @@ def run_job(stage: str, description: str, run: Callable[[JobContext, StageReport
     except BaseException as err:
         tracker.finish(report, lake.reads, failure=f"{type(err).__name__}: {err}")
         raise
+    finally:
+        context.gate.cleanup()
+        lake.remove_scratch("checkpoints", run_id)
     report.seconds = time.monotonic() - started
     if code == 0 and not report.balanced:
         failure, code = "the counts do not balance; see the report", 1

@@ -41,6 +41,17 @@ def ui_command(config: Config) -> str:
     return f"mlflow ui --backend-store-uri {settings.tracking_uri}{artifacts}"
 
 
+_CLIENTS: dict[str, Any] = {}  # tracking URI -> client: one store connection per process, not per job
+
+
+def client_for(tracking_uri: str):
+    from mlflow.tracking import MlflowClient
+
+    if tracking_uri not in _CLIENTS:
+        _CLIENTS[tracking_uri] = MlflowClient(tracking_uri=tracking_uri)
+    return _CLIENTS[tracking_uri]
+
+
 class Tracker:
     def __init__(self, config: Config, stage: str, run_id: str):
         self.config = config
@@ -50,7 +61,7 @@ class Tracker:
         self._client = None
 
     def start(self) -> None:
-        from mlflow.tracking import MlflowClient
+        from mlflow.entities import Param
 
         settings = self.config.mlflow
         if settings.tracking_uri.startswith("sqlite:///"):
@@ -58,7 +69,7 @@ class Tracker:
         artifacts = local_path(settings.artifact_location) if settings.artifact_location else None
         if artifacts:
             Path(artifacts).mkdir(parents=True, exist_ok=True)
-        self._client = MlflowClient(tracking_uri=settings.tracking_uri)
+        self._client = client_for(settings.tracking_uri)
         experiment = self._client.get_experiment_by_name(settings.experiment)
         experiment_id = (
             experiment.experiment_id if experiment else
@@ -80,20 +91,20 @@ class Tracker:
             "teacher_models": ", ".join(f"{role}={m.name}/{m.backend}" for role, m in sorted(self.config.teacher.models.items())),
             "prompt_versions": ", ".join(p.label for _, p in sorted(self.config.prompts.items())),
         }
-        for key, value in params.items():
-            self._client.log_param(self.mlflow_run_id, key, value)
+        self._client.log_batch(self.mlflow_run_id, params=[Param(k, str(v)) for k, v in params.items()])
         log.info("MLflow run %s (experiment %s)", self.mlflow_run_id, settings.experiment)
 
     def log_validation(self, validation: Any) -> None:
-        stem = f"validations/{validation.table}-v{validation.version}-{validation.suite.rsplit('.', 1)[-1]}"
+        stem = f"validations/{validation.table}-{validation.batch}-{validation.suite.rsplit('.', 1)[-1]}"
         self._client.log_dict(self.mlflow_run_id, validation.result, f"{stem}.json")
         self._client.log_text(self.mlflow_run_id, validation_html(validation), f"{stem}.html")
 
     def finish(self, report: Any, inputs: dict[str, int], failure: str | None = None) -> None:
         from mlflow.entities import Metric
 
-        for table, version in sorted(inputs.items()):
-            self._client.log_param(self.mlflow_run_id, f"input.{table}", version)
+        from mlflow.entities import Param
+
+        self._client.log_batch(self.mlflow_run_id, params=[Param(f"input.{t}", str(v)) for t, v in sorted(inputs.items())])
         values = {
             "rows_in": sum(c.rows_in for c in report.counts.values()),
             "kept": sum(c.kept for c in report.counts.values()),
@@ -107,7 +118,7 @@ class Tracker:
             for reason, n in counts.rejected.items():
                 values[f"rejected.{reason}"] = values.get(f"rejected.{reason}", 0) + n
         for write in report.writes:
-            values[f"output_rows.{write.table}"] = write.inserted
+            values[f"output_rows.{write.table}"] = values.get(f"output_rows.{write.table}", 0) + write.inserted
         values.update(report.metrics)
         metrics = [Metric(re.sub(r"[^\w\-. :/]", "_", key), float(value), 0, 0) for key, value in values.items()]
         self._client.log_batch(self.mlflow_run_id, metrics=metrics)
@@ -194,11 +205,11 @@ def validation_html(validation: Any) -> str:
     verdict = "passed" if validation.success else "FAILED"
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>"
-        f"{html.escape(validation.table)} v{validation.version}</title><style>"
+        f"{html.escape(validation.table)} {html.escape(validation.batch)}</title><style>"
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
         "padding:4px 8px;font-size:13px;vertical-align:top}.FAIL{background:#fde2e1}.pass{background:#eef8ee}"
         "</style></head><body>"
-        f"<h1>{html.escape(validation.table)} version {validation.version}: {verdict}</h1>"
+        f"<h1>{html.escape(validation.table)} batch {html.escape(validation.batch)} ({validation.rows} rows): {verdict}</h1>"
         f"<p>Suite <code>{html.escape(validation.suite)}</code>: {validation.evaluated} expectations, "
         f"{len(validation.failures)} failed.</p><table><tr><th>result</th><th>expectation</th><th>arguments</th>"
         "<th>observed</th><th>unexpected rows</th><th>sample keys</th></tr>"

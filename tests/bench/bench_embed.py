@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from bench_normalize import image_bench_setup, timed, variants  # the script's folder is on sys.path when run as a script
 
-from jobs.embed import embed, embedding_settings
+from jobs.ops.embeddings import embed, embedding_settings
 from jobs.runtime.session import get_session
 from udfs.embedding import embed_images
 

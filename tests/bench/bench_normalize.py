@@ -23,10 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from jobs import demo_sources
-from jobs.normalize import image_policy, normalize_images
+from jobs.ops.samples import image_policy, normalize_images
 from jobs.runtime.config import load_config
 from jobs.runtime.session import get_session
+from udfs import demo_sources
 
 
 def variants(count: int, seed: int = 0) -> list[bytes]:
@@ -87,7 +87,7 @@ def main() -> None:
 
     spark = get_session(config)
     records = spark.read.parquet(str(workdir / "records.parquet"))
-    stage = normalize_images(records, policy, partitions=8 * args.cores)
+    stage = normalize_images(records, policy, 8 * args.cores)
     run_stage = lambda: stage.write.format("noop").mode("overwrite").save()  # noqa: E731
     run_stage()  # warm-up
 

@@ -27,7 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jobs.dedup import band_layout, phash_pairs
+from jobs.ops.pairs import phash_pairs
+from jobs.ops.signatures import band_layout
 from jobs.runtime.config import load_config
 from jobs.runtime.session import get_session
 

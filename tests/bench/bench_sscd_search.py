@@ -41,7 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jobs.dedup import sscd_buckets, sscd_pairs
+from jobs.ops.pairs import sscd_buckets, sscd_pairs
 from jobs.runtime.config import load_config
 from jobs.runtime.session import get_session
 

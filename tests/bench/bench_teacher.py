@@ -3,7 +3,7 @@
 Both sides answer the same prompts (the four-phase reasoning prompt over TabMWP questions when
 ../shared/data is present, else generated arithmetic questions) with the configured `short`
 teacher (greedy, so both produce the same tokens). The Spark side is the stages' own path,
-jobs.runtime.teacher.generate (an iterator pandas UDF, one backend per Python worker) on
+jobs.ops.teacher.with_generation (an iterator pandas UDF, one backend per Python worker) on
 local[--cores] with --cores partitions, each worker with teacher.models.short.threads threads; the
 direct loop calls the same backend in this process with --cores x threads intra-op threads.
 Each side runs once as a warm-up (workers start, the model loads), then the best of --repeats.
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from jobs.runtime import teacher
+from jobs.ops.teacher import with_generation
 from jobs.runtime.config import load_config
 from jobs.runtime.session import get_session
 from udfs.generation import backend_for
@@ -58,8 +58,8 @@ def main() -> None:
     frame = spark.createDataFrame([(i, q, "") for i, q in enumerate(texts)], "id int, question string, caption string")
 
     def through_spark() -> int:
-        out = teacher.generate(frame, settings, prompt, config.teacher.max_input_chars, args.cores,
-                               {"question": F.col("question"), "caption": F.col("caption")})
+        out = with_generation(frame, settings, prompt, {"question": F.col("question"), "caption": F.col("caption")},
+                              config.teacher.max_input_chars, args.cores)
         return out.agg(F.sum("out.tokens_out")).first()[0]
 
     loop_settings = settings.model_copy(update={"threads": args.cores * settings.threads})

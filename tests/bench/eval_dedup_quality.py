@@ -50,7 +50,7 @@ SHARED = PROJECT.parent / "shared" / "data"
 
 
 def photo_originals(limit: int | None = None) -> list[tuple[str, str, bytes]]:
-    from jobs import demo_sources
+    from udfs import demo_sources
 
     photos = demo_sources.load_photos()[:limit]
     return [(f"photo-{p.name}", "photo", p.data) for p in photos]

@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageEnhance
 
+from schemas.silver_rejects import Reason
+
 # (package, path inside the package, what the photo shows)
 PHOTOS: list[tuple[str, str, str]] = [
     ("skimage", "data/astronaut.png", "Astronaut Eileen Collins in her flight suit, in front of the US flag"),
@@ -140,13 +142,13 @@ def hard_images(photos: list[Photo]) -> dict[str, tuple[bytes, str | None, str |
         "sixteen_bit.png": (png(sixteen_bit), None, "mode:I;16->RGB"),
         "exif_rotated.jpg": (jpeg(coffee, exif=rotated), None, "exif_orientation:6"),
         "animated.gif": (animated.getvalue(), None, "animated:3_frames:first_kept"),
-        "animated_tiny.gif": (package_file(*ANIMATED_TINY).read_bytes(), "image_too_small", None),
-        "truncated.jpg": (whole[: len(whole) * 2 // 3], "truncated_image", None),
-        "zero_bytes.jpg": (b"", "empty_file", None),
-        "not_an_image.png": (b"<html>404 not found</html>", "undecodable_image", None),
-        "bomb.png": (bomb, "decompression_bomb", None),
-        "tiny.png": (png(cat.resize((16, 12))), "image_too_small", None),
-        "banner.png": (png(coffee.resize((1200, 60))), "extreme_aspect_ratio", None),
+        "animated_tiny.gif": (package_file(*ANIMATED_TINY).read_bytes(), Reason.IMAGE_TOO_SMALL, None),
+        "truncated.jpg": (whole[: len(whole) * 2 // 3], Reason.TRUNCATED_IMAGE, None),
+        "zero_bytes.jpg": (b"", Reason.EMPTY_FILE, None),
+        "not_an_image.png": (b"<html>404 not found</html>", Reason.UNDECODABLE_IMAGE, None),
+        "bomb.png": (bomb, Reason.DECOMPRESSION_BOMB, None),
+        "tiny.png": (png(cat.resize((16, 12))), Reason.IMAGE_TOO_SMALL, None),
+        "banner.png": (png(coffee.resize((1200, 60))), Reason.EXTREME_ASPECT_RATIO, None),
     }
 
 
@@ -197,7 +199,7 @@ def _hf_parquet(folder: Path, photos: list[Photo]) -> list[Expected]:
         rows.append({"id": f"bad-{name}", "image": _image_struct(name, data), "question": "What is in this picture?", "answer": "A photo."})
         expected.append(Expected(source, f"bad-{name}", reason))
     rows.append({"id": "empty-answer", "image": _image_struct("coffee.png", photos[1].data), "question": "What is this?", "answer": "  "})
-    expected.append(Expected(source, "empty-answer", "empty_text"))
+    expected.append(Expected(source, "empty-answer", Reason.EMPTY_TEXT))
     schema = pa.schema(
         [("id", pa.string()), ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
          ("question", pa.string()), ("answer", pa.string())]
@@ -236,17 +238,17 @@ def _llava(folder: Path, photos: list[Photo]) -> list[Expected]:
         (images / name).write_bytes(data)
         add(f"hard-{name}", f"images/{name}", chat(("Describe the image.", "It is a test image.")), reason, note)
     first = f"images/{photos[0].name}.png"
-    add("missing-file", "images/does_not_exist.jpg", chat(("What is this?", "A photo.")), "missing_image")
-    add("two-tokens-one-image", first, [{"from": "human", "value": "<image>\n<image>\nCompare the two images."}, {"from": "gpt", "value": "They match."}], "missing_image")
-    add("repeated", first, chat(("What is this? " * 8, "An astronaut.")), "repeated_text")
-    add("too-long", first, chat(("Tell me a long story about this image.", long_text(6000))), "text_too_long")
-    add("not-a-list", first, "human: hi", "malformed_record")
-    add("unknown-role", first, [{"from": "narrator", "value": "Once upon a time"}], "malformed_record")
-    add("no-image", None, [{"from": "human", "value": "What is two plus two?"}, {"from": "gpt", "value": "Four."}], "no_image")
+    add("missing-file", "images/does_not_exist.jpg", chat(("What is this?", "A photo.")), Reason.MISSING_IMAGE)
+    add("two-tokens-one-image", first, [{"from": "human", "value": "<image>\n<image>\nCompare the two images."}, {"from": "gpt", "value": "They match."}], Reason.MISSING_IMAGE)
+    add("repeated", first, chat(("What is this? " * 8, "An astronaut.")), Reason.REPEATED_TEXT)
+    add("too-long", first, chat(("Tell me a long story about this image.", long_text(6000))), Reason.TEXT_TOO_LONG)
+    add("not-a-list", first, "human: hi", Reason.MALFORMED_RECORD)
+    add("unknown-role", first, [{"from": "narrator", "value": "Once upon a time"}], Reason.MALFORMED_RECORD)
+    add("no-image", None, [{"from": "human", "value": "What is two plus two?"}, {"from": "gpt", "value": "Four."}], Reason.NO_IMAGE)
     add("cleaned", first, chat(("Who is in this photo? Answer directly.", "Eileen Collins.")), None)
     add("bench-question", first, chat((BENCHMARK_LEAKS["text"][1], "Four of them.")), None)
     records.append({"id": "llava-coffee", "image": "images/coffee.png", "conversations": chat(("Duplicate id.", "Yes."))})
-    expected.append(Expected(source, "llava-coffee", "duplicate_key", stage="ingest"))
+    expected.append(Expected(source, "llava-coffee", Reason.DUPLICATE_KEY, stage="ingest"))
     (folder / "llava_demo.json").write_text(json.dumps(records, indent=1))
     return expected
 
@@ -291,7 +293,7 @@ def _webdataset(folder: Path, photos: list[Photo]) -> list[Expected]:
                     archive.addfile(info, io.BytesIO(content))
                 expected.append(Expected(source, f"{path.name}/{key}", None))
     (folder / "shard-00002.tar").write_bytes(b"this shard was cut off during upload" * 10)
-    expected.append(Expected(source, "shard-00002.tar", "unreadable_file", stage="ingest"))
+    expected.append(Expected(source, "shard-00002.tar", Reason.UNREADABLE_FILE, stage="ingest"))
     return expected
 
 
@@ -311,7 +313,7 @@ def _cauldron(folder: Path, photos: list[Photo]) -> list[Expected]:
         )
         expected.append(Expected(source, f"part-0.parquet:{len(rows) - 1}", None))
     rows.append({"images": [_image_struct("china.img", photos[-3].data)], "texts": []})
-    expected.append(Expected(source, f"part-0.parquet:{len(rows) - 1}", "empty_text"))
+    expected.append(Expected(source, f"part-0.parquet:{len(rows) - 1}", Reason.EMPTY_TEXT))
     pq.write_table(pa.Table.from_pylist(rows), folder / "part-0.parquet")
     return expected
 

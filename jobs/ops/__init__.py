@@ -1,0 +1,1 @@
+"""The library layer: DataFrame -> DataFrame operations that the stage jobs compose (and never copy)."""

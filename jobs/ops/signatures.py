@@ -1,0 +1,77 @@
+"""Signatures for near-duplicate search: pHashes of images, hashes of instructions, pHash bands."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from schemas.silver_samples import text_length
+from udfs.signatures import phash_frames, text_hash
+
+
+def hash_images(images: DataFrame, trim: bool = True) -> DataFrame:
+    """(image_id, phash, phash_trimmed) of (image_id, bytes) rows (udfs.signatures.phashes); phash null
+    when the bytes do not decode, phash_trimmed null unless `trim` and the image has a uniform border."""
+
+    def hashes(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+        return phash_frames(batches, trim)
+
+    found = F.pandas_udf(hashes, "phash long, phash_trimmed long")(F.col("bytes"))
+    return images.select("image_id", found.alias("found")).select("image_id", "found.*")
+
+
+def instruction() -> Column:
+    """A sample's instruction: all its user turns."""
+    return F.array_join(F.transform("turns", lambda t: t["user"]), "\n")
+
+
+def instruction_texts(samples: DataFrame) -> DataFrame:
+    """(sample_id, source, image_ids, text, text_hash, text_chars) of samples."""
+
+    def hashes(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        for texts in batches:
+            yield texts.map(text_hash)
+
+    return samples.select("sample_id", "source", "image_ids", instruction().alias("text"),
+                          text_length().cast("long").alias("text_chars")).withColumn(
+        "text_hash", F.pandas_udf(hashes, "string")(F.col("text")))
+
+
+def new_image_hashes(images: DataFrame, known: DataFrame, trim: bool, run_id: str) -> DataFrame:
+    """image_hashes rows (phash null: the image does not decode) of the images without one yet."""
+    return images.join(known, "image_id", "left_anti").transform(hash_images, trim).select(
+        "*", F.current_timestamp().alias("hashed_at"), F.lit(run_id).alias("run_id"))
+
+
+def band_layout(radius: int) -> list[tuple[int, int]]:
+    """(first bit, width) of each of radius+1 near-equal bands of the 64 bits."""
+    bands = radius + 1
+    widths = [64 // bands + (1 if b < 64 % bands else 0) for b in range(bands)]
+    return [(sum(widths[:b]), width) for b, width in enumerate(widths)]
+
+
+def hash_columns(frame: DataFrame) -> list[str]:
+    """The pHash columns `frame` has: phash, and phash_trimmed when present."""
+    return [c for c in ("phash", "phash_trimmed") if c in frame.columns]
+
+
+def phash_bands(hashes: DataFrame, radius: int) -> DataFrame:
+    """Each row once per pHash it has (`hash`: phash and, when present, phash_trimmed) and band
+    (`band`, `value`): hashes within `radius` bits share one of radius+1 bands.
+
+    Bands are near-equal slices of the 64 bits: a narrow last band would have few values and put
+    most pairs of the table into one candidate bucket.
+    """
+    listed = F.array_distinct(F.array_compact(F.array(*hash_columns(hashes))))
+    variants = hashes.select("*", F.explode(listed).alias("hash"))
+    values = [F.shiftrightunsigned("hash", start).bitwiseAND(F.lit((1 << width) - 1))
+              for start, width in band_layout(radius)]
+    return variants.select("*", F.posexplode(F.array(*values)).alias("band", "value"))
+
+
+def hash_distance(left: str, right: str):
+    """Hamming distance between the `hash` columns of two aliased sides of a band join."""
+    return F.bit_count(F.col(f"{left}.hash").bitwiseXOR(F.col(f"{right}.hash")))
