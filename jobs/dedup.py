@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from jobs.ops.components import component_rows, labels_of, overlay, relabel
 from jobs.ops.embeddings import embedding_settings
-from jobs.ops.groups import GROUP_CHANGED, affected_samples, regroup, search_texts, texts_to_group
+from jobs.ops.groups import GROUP_CHANGED, affected_samples, regroup, search_texts, stale_policy, texts_to_group
 from jobs.ops.pairs import PAIR_COLUMNS, image_pairs, text_pairs
 from jobs.ops.rejects import every_column, image_outcomes, rejects_batch
 from jobs.ops.signatures import new_image_hashes
@@ -44,6 +44,8 @@ def run(context: JobContext, report: StageReport) -> None:
     hashed = fresh.where(F.col("phash").isNotNull())
     hashes = known.withColumn("is_new", F.lit(False)).unionByName(hashed.withColumn("is_new", F.lit(True)))
     new_texts = keep(samples.transform(texts_to_group, old_groups, text_labels), "new_texts")
+    if fresh.isEmpty() and new_texts.isEmpty() and stale_policy(old_groups, settings).isEmpty():
+        return  # no image without a pHash, no sample without a group, the same policy: no pair or group can change
     vectors = (lake.read(image_embeddings.CONTRACT).where(F.col("model_id") == embedding_settings(context.config).model_id)
                .join(hashes.select("image_id", "is_new"), "image_id").select("image_id", "vector", "is_new"))
     found, checks = image_pairs(hashes, vectors, images, settings, keep)

@@ -42,8 +42,13 @@ def affected_samples(old_groups: DataFrame, samples: DataFrame, changed_images: 
     by_image = (samples.select("sample_id", F.explode("image_ids").alias("member"))
                 .join(changed_images.select("member"), "member", "left_semi").select("sample_id"))
     by_text = old_groups.join(changed_texts.select(F.col("member").alias("text_hash")), "text_hash", "left_semi")
-    policy = old_groups.where((F.col("rule") != settings.rule) | (F.col("source_priority") != _priority(settings)))
+    policy = stale_policy(old_groups, settings)
     return by_image.unionByName(by_text.select("sample_id")).unionByName(policy.select("sample_id")).distinct()
+
+
+def stale_policy(old_groups: DataFrame, settings: DedupConf) -> DataFrame:
+    """The groups rows made under another rule or source priority than the configured ones."""
+    return old_groups.where((F.col("rule") != settings.rule) | (F.col("source_priority") != _priority(settings)))
 
 
 def regroup(new_texts: DataFrame, old_groups: DataFrame, samples: DataFrame, affected: DataFrame,
