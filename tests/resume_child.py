@@ -1,4 +1,4 @@
-"""A separate process for the kill test (tests/test_teacher.py): its own lake and Derby metastore.
+"""A separate process for the kill test (tests/test_teacher_resume.py): its own lake and Derby metastore.
 
     python -m tests.resume_child KEY=VALUE ...   (config overrides; the lake is paths.lake)
 
