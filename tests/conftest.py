@@ -35,6 +35,7 @@ def needs_shared_data(*folders: str):
 SPARK_GROUP = pytest.mark.xdist_group("spark")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
         if "spark" in item.fixturenames:
