@@ -15,7 +15,7 @@ demo: install
 	$(VENV)/bin/finelake demo
 
 test: install
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest
 
 bench: install
 	$(PY) tests/bench/bench_fixed_cost.py

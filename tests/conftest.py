@@ -1,10 +1,7 @@
 """One SparkSession for the whole test run (local[2], Delta, a lake in a temp folder).
 
 Jobs under test call get_session(), which returns this active session; each test module keeps
-its tables apart with its own catalog.schema_prefix. Under pytest-xdist (`make test` runs two
-workers with `--dist loadgroup`) every test that needs the session is put in one group, so one
-worker holds the only SparkSession and the other runs the tests without Spark beside it (pure
-udfs, the CLI and the kill test in their own processes).
+its tables apart with its own catalog.schema_prefix.
 """
 
 from __future__ import annotations
@@ -30,16 +27,6 @@ def needs_shared_data(*folders: str):
         reason=f"real data not found: {', '.join(str(SHARED_DATA / f) for f in missing)} "
         "(set FINELAKE_SHARED_DATA to the shared data folder)",
     )
-
-
-SPARK_GROUP = pytest.mark.xdist_group("spark")
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "spark" in item.fixturenames:
-            item.add_marker(SPARK_GROUP)
 
 
 @pytest.fixture(scope="session")

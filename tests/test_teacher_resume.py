@@ -1,7 +1,6 @@
 """Resumability of the teacher stages across processes: `rate` in a child process (its own lake
 and Derby metastore, tests/resume_child.py), SIGKILLed while a commit waits on a loopback judge,
-then finished by a second child. This module needs no Spark session of its own, so it runs beside
-the Spark tests (the Makefile runs pytest with two workers: the Spark tests share one of them)."""
+then finished by a second child."""
 
 from __future__ import annotations
 
