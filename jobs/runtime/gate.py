@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import BinaryType, StructType
+from pyspark.sql.types import StructType
 
 from jobs.registry import Stage, Write
 from jobs.runtime.config import Config
@@ -180,7 +180,7 @@ class Gate:
         frame = self.lake.spark.read.schema(rows.schema).parquet(path)
         checked = contract.validation_frame(frame, self._settings(contract))
         # One pass both counts a small batch and brings it to the driver for the audit.
-        small = _as_pandas(checked.limit(PANDAS_MAX_ROWS + 1))
+        small = checked.limit(PANDAS_MAX_ROWS + 1).toPandas()  # no bytes: validation_frame keeps their lengths
         if len(small) <= PANDAS_MAX_ROWS:
             count, matched, data = len(small), int((~small[NEW_KEY]).sum()), small.drop(columns=[NEW_KEY])
         else:
@@ -284,14 +284,6 @@ def _counts(staged: _Staged, column: str) -> dict[str, int]:
     if isinstance(staged.data, pd.DataFrame):
         return {str(k): int(v) for k, v in staged.data[column].value_counts().items()}
     return {r[column]: r["count"] for r in staged.frame.groupBy(column).count().collect()}
-
-
-def _as_pandas(frame: DataFrame):
-    """A small batch on the driver for GX's pandas engine. Binary columns keep only whether they
-    are null: the checks on their content (hashes) are derived columns, computed by Spark."""
-    binary = {f.name for f in frame.schema.fields if isinstance(f.dataType, BinaryType)}
-    return frame.select(*[F.expr(f"substring(`{c}`, 1, 0)").alias(c) if c in binary else F.col(f"`{c}`")
-                          for c in frame.columns]).toPandas()
 
 
 def _run(data: Any, expectations: list, result_format: dict):
