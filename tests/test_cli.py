@@ -1,4 +1,5 @@
-"""The finelake command in fresh processes: tables persist in the lake's catalog between processes."""
+"""The finelake command: help and config errors in a fresh process, run/sql/tables in this one (tables found
+by name by another process: tests/test_teacher_resume.py)."""
 
 import re
 import subprocess
@@ -31,15 +32,14 @@ def test_bad_config_exits_2_and_names_the_key(tmp_path, demo_root):
     assert "--set normalize.image.max_side=huge: normalize.image.max_side" in result.stderr
 
 
-def test_a_table_written_by_one_process_is_queried_by_another(tmp_path, demo_root):
-    lake = tmp_path / "lake"
-    wrote = finelake("run", "ingest", "--set", "ingest.sources=[demo_cauldron]", lake=lake, demo_root=demo_root)
-    assert wrote.returncode == 0, wrote.stderr[-3000:]
-    assert "demo_cauldron" in wrote.stdout and "wrote bronze.records v1: +10 rows" in wrote.stdout
-
-    query = finelake("sql", "SELECT source, count(*) AS n FROM bronze.records GROUP BY source", lake=lake, demo_root=demo_root)
-    assert query.returncode == 0, query.stderr[-3000:]
-    assert re.search(r"\|\s*demo_cauldron\s*\|\s*10\s*\|", query.stdout), query.stdout
+def test_a_stage_run_from_the_cli_is_queried_with_sql(make_lake, capsys):
+    """`finelake run` then `finelake sql` by table name (across processes: tests/test_teacher_resume.py)."""
+    flags = make_lake("clirun_").flags("ingest.sources=[demo_cauldron]")
+    assert cli.main(["run", "ingest", *flags]) == 0
+    assert "demo_cauldron" in (wrote := capsys.readouterr().out) and "wrote bronze.records v1: +10 rows" in wrote, wrote
+    query = "SELECT source, count(*) AS n FROM clirun_bronze.records GROUP BY source"
+    assert cli.main(["sql", query, *flags]) == 0
+    assert re.search(r"\|\s*demo_cauldron\s*\|\s*10\s*\|", answer := capsys.readouterr().out), answer
 
 
 def test_tables_and_sql_errors_in_process(make_lake, capsys):

@@ -1,11 +1,13 @@
 """Resumability of the teacher stages across processes: `rate` in a child process (its own lake
 and Derby metastore, tests/resume_child.py), SIGKILLed while a commit waits on a loopback judge,
-then finished by a second child."""
+then finished by `finelake run rate` in a second process, which finds the first one's tables by
+their names in the lake's metastore."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,12 +29,13 @@ def committed_rows(table_folder: Path) -> int:
 
 
 COMMIT_ROWS = 2
+FINELAKE = str(Path(sys.executable).parent / "finelake")
 
 
 def test_a_killed_run_loses_at_most_one_commit_and_regenerates_nothing(base_overrides, tmp_path):
     """`rate` in a separate process on its own lake, killed (SIGKILL) while the commit after its first
-    one waits on the judge; a second process finishes. The judge's requests count every turn once
-    plus at most the killed commit: teacher.commit_rows (2) rows."""
+    one waits on the judge; the CLI in a second process finishes, in one commit. The judge's
+    requests count every turn once plus at most the killed commit: teacher.commit_rows (2) rows."""
     scores = '{"formatting": 4, "relevance": 4, "visual_dependency": 3, "image_correspondence": 5}'
     lake = tmp_path / "lake"
     store = lake / "warehouse" / "gold.db" / "turn_ratings"
@@ -54,8 +57,10 @@ def test_a_killed_run_loses_at_most_one_commit_and_regenerates_nothing(base_over
         stored = committed_rows(store)
         killed_requests = len(judge.requests)
         assert first.returncode == -signal.SIGKILL and 1 <= stored < TURNS
-        second = subprocess.run(command, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=600)
+        resume = [FINELAKE, "run", "rate", *(arg for o in (*overrides, f"teacher.commit_rows={TURNS}") for arg in ("--set", o))]
+        second = subprocess.run(resume, capture_output=True, text=True, timeout=600)
         assert second.returncode == 0, second.stderr[-3000:]
+        assert re.search(rf"wrote gold\.turn_ratings v\d+: \+{TURNS - stored} rows", second.stdout), second.stdout
     assert len(judge.requests) - killed_requests == TURNS - stored  # nothing stored was asked again
     assert killed_requests - stored <= COMMIT_ROWS  # lost: at most the commit in flight
     assert committed_rows(store) == TURNS
