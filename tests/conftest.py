@@ -7,6 +7,7 @@ its tables apart with its own catalog.schema_prefix.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,12 @@ from udfs import demo_sources
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FINELAKE_SHARED_DATA", PROJECT.parent / "shared" / "data")).resolve()
+FINELAKE = str(Path(sys.executable).parent / "finelake")  # the console script of this environment
+
+
+def set_flags(*overrides: str) -> list[str]:
+    """`--set KEY=VALUE` flags of a stage or `finelake` command line."""
+    return [arg for item in overrides for arg in ("--set", item)]
 
 
 def needs_shared_data(*folders: str):
@@ -71,7 +78,7 @@ class LakeUnderTest:
         self.spark = spark
 
     def flags(self, *overrides: str) -> list[str]:
-        return [arg for item in (*self.overrides, *overrides) for arg in ("--set", item)]
+        return set_flags(*self.overrides, *overrides)
 
     def table(self, layer: str, name: str):
         return self.spark.table(f"{self.lake.schema_name(layer)}.{name}")

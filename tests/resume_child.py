@@ -12,6 +12,7 @@ from jobs.runtime.config import load_config
 from jobs.runtime.session import get_session
 from jobs.runtime.tables import Lake
 from schemas import silver_samples
+from tests.conftest import set_flags
 
 
 class ChildLake:
@@ -27,7 +28,7 @@ def main(overrides: list[str]) -> int:
     child = ChildLake(overrides)
     if child.lake.latest_version(silver_samples.CONTRACT) == 0:
         write_silver(child)
-    return registry.BY_NAME["rate"].main([arg for item in overrides for arg in ("--set", item)])
+    return registry.BY_NAME["rate"].main(set_flags(*overrides))
 
 
 if __name__ == "__main__":

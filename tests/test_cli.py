@@ -3,18 +3,9 @@ by name by another process: tests/test_teacher_resume.py)."""
 
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 from jobs import cli
-
-FINELAKE = str(Path(sys.executable).parent / "finelake")
-
-
-def finelake(*args: str, lake: Path, demo_root: Path) -> subprocess.CompletedProcess:
-    flags = ["--set", f"paths.lake={lake}", "--set", f"paths.demo_sources={demo_root}"]
-    command = [FINELAKE, *args[:2], *flags, *args[2:]] if args[0] == "run" else [FINELAKE, *args, *flags]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+from tests.conftest import FINELAKE, set_flags
 
 
 def test_help_matches_the_commands():
@@ -27,7 +18,8 @@ def test_help_matches_the_commands():
 
 
 def test_bad_config_exits_2_and_names_the_key(tmp_path, demo_root):
-    result = finelake("run", "ingest", "--set", "normalize.image.max_side=huge", lake=tmp_path, demo_root=demo_root)
+    flags = set_flags(f"paths.lake={tmp_path}", f"paths.demo_sources={demo_root}", "normalize.image.max_side=huge")
+    result = subprocess.run([FINELAKE, "run", "ingest", *flags], capture_output=True, text=True, timeout=600)
     assert result.returncode == 2
     assert "--set normalize.image.max_side=huge: normalize.image.max_side" in result.stderr
 

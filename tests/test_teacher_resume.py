@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.conftest import FINELAKE, set_flags
 from tests.local_openai_server import LocalOpenAIServer
 from tests.test_teacher import BUDGETS, TURNS, served
 
@@ -29,7 +30,6 @@ def committed_rows(table_folder: Path) -> int:
 
 
 COMMIT_ROWS = 2
-FINELAKE = str(Path(sys.executable).parent / "finelake")
 
 
 def test_a_killed_run_loses_at_most_one_commit_and_regenerates_nothing(base_overrides, tmp_path):
@@ -57,7 +57,7 @@ def test_a_killed_run_loses_at_most_one_commit_and_regenerates_nothing(base_over
         stored = committed_rows(store)
         killed_requests = len(judge.requests)
         assert first.returncode == -signal.SIGKILL and 1 <= stored < TURNS
-        resume = [FINELAKE, "run", "rate", *(arg for o in (*overrides, f"teacher.commit_rows={TURNS}") for arg in ("--set", o))]
+        resume = [FINELAKE, "run", "rate", *set_flags(*overrides, f"teacher.commit_rows={TURNS}")]
         second = subprocess.run(resume, capture_output=True, text=True, timeout=600)
         assert second.returncode == 0, second.stderr[-3000:]
         assert re.search(rf"wrote gold\.turn_ratings v\d+: \+{TURNS - stored} rows", second.stdout), second.stdout
