@@ -10,10 +10,10 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from schemas import (benchmark_images, benchmark_items, bronze_records, captions, contamination, difficulty,
-                     duplicate_components, duplicate_groups, duplicate_pairs, image_embeddings, image_hashes,
-                     ingested_files, reasoning, routing, silver_images, silver_rejects, silver_samples, turn_ratings,
-                     verdicts)
+from schemas import (benchmark_images, benchmark_items, bronze_records, captions, contamination, contamination_checks,
+                     difficulty, duplicate_components, duplicate_groups, duplicate_pairs, image_embeddings,
+                     image_hashes, ingested_files, reasoning, routing, silver_images, silver_rejects, silver_samples,
+                     turn_ratings, verdicts)
 from schemas.contract import TableContract
 from schemas.reasoning import Teacher
 
@@ -64,7 +64,7 @@ STAGES: tuple[Stage, ...] = (
            Write(duplicate_components.CONTRACT), Write(duplicate_groups.CONTRACT))),
     Stage("decontaminate", "jobs.decontaminate", CURATION,
           (_rejects("decontaminate"), Write(benchmark_images.CONTRACT), Write(benchmark_items.CONTRACT),
-           Write(contamination.CONTRACT))),
+           Write(contamination.CONTRACT), Write(contamination_checks.CONTRACT))),
     Stage("caption", "jobs.caption", TEACHING, (Write(captions.CONTRACT),)),
     Stage("rate", "jobs.rate", TEACHING, (Write(turn_ratings.CONTRACT),)),
     Stage("distill", "jobs.distill", TEACHING, (_by_teacher(reasoning.CONTRACT, Teacher.SHORT),)),

@@ -11,6 +11,7 @@ from typing import Any
 
 from pyspark.sql.types import StructType
 
+HEX_16 = r"^[0-9a-f]{16}$"
 HEX_32 = r"^[0-9a-f]{32}$"
 HEX_64 = r"^[0-9a-f]{64}$"
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jobs.ops.leaks import image_hits, phash_leaks, question_grams, sscd_leaks, text_hits
+from jobs.ops.leaks import image_hits, phash_leaks, question_grams, sscd_leaks, text_hits, unchecked
 from jobs.runtime.config import DecontaminateConf
 
 pytestmark = pytest.mark.usefixtures("spark")
@@ -47,6 +47,22 @@ def test_text_hits_find_pasted_questions_and_only_them(spark):
     # two of the long question's nine 13-grams is below the 0.5 overlap; at 0.2 it is flagged
     lenient = text_hits(samples, items, DecontaminateConf(text_min_overlap=0.2)).where("sample_id = 'half_long'").collect()
     assert [(r.item_id, round(r.similarity, 3)) for r in lenient] == [("long", round(2 / 9, 3))]
+
+
+def test_only_unchecked_pairs_are_pending_and_only_hashed_samples_are_ready(spark):
+    samples = spark.createDataFrame([("hashed", "train", ["i1"]), ("unhashed", "train", ["i1", "i2"]), ("text", "train", [])],
+                                    "sample_id string, source string, image_ids array<string>")
+    hashes = spark.createDataFrame([("i1",)], "image_id string")
+    checks = spark.createDataFrame([("hashed", "old_bench", "d1")], "sample_id string, benchmark string, settings string")
+
+    def pending(settings):
+        found = unchecked(samples, ["old_bench", "new_bench"], checks, hashes, settings).collect()
+        return {(r.sample_id, r.benchmark): r.ready for r in found}
+
+    # a new benchmark sees old samples; a sample waits until dedup hashed all its images
+    assert pending("d1") == {("hashed", "new_bench"): True, ("text", "old_bench"): True, ("text", "new_bench"): True,
+                             ("unhashed", "old_bench"): False, ("unhashed", "new_bench"): False}
+    assert pending("d2")[("hashed", "old_bench")] is True  # other settings: checked again
 
 
 def unit(vectors: np.ndarray) -> list[list[float]]:

@@ -186,6 +186,7 @@ def test_a_new_source_is_processed_alone(demo_lake, demo_root, tmp_path):
     bronze = demo_lake.table("bronze", "records")
     old_runs = {r.run_id for r in bronze.select("run_id").distinct().collect()}
     images_before = demo_lake.table("silver", "images").count()
+    checks_before = demo_lake.table("gold", "contamination_checks").count()
     flags = [*demo_lake.flags(), "--conf", str(conf)]
     for stage in CURATION:
         assert stage.main(flags) == 0
@@ -203,3 +204,7 @@ def test_a_new_source_is_processed_alone(demo_lake, demo_root, tmp_path):
     refs = demo_lake.table("silver", "images").select(F.explode("source_refs").alias("r")).where(F.col("r.source") == "demo_more")
     assert refs.count() == 18
     assert demo_lake.table("silver", "image_embeddings").count() == images_before  # nothing new to embed
+    checks = demo_lake.table("gold", "contamination_checks")
+    assert checks.count() == checks_before + 9  # only the new samples were checked against demo_bench
+    assert {r.source for r in checks.where(F.col("checked_at") == checks.agg(F.max("checked_at")).first()[0])
+            .select("source").distinct().collect()} == {"demo_more"}

@@ -5,6 +5,8 @@ benchmark question's n-grams, and the per-benchmark rates a reviewer reads.
   training vector is range-searched down to the band's low end; benchmark pHashes are joined by
   the same banded LSH as dedup. A hit at cosine >= `sscd_tau` is a leak; one below it, and (with
   `phash_verify`) a pHash hit, only when the pixel check agrees, as in dedup;
+- incremental: a (sample, benchmark) pair is checked once per `check_digest` (gold.contamination_checks),
+  when dedup has hashed every image of the sample; a new benchmark or new settings see old samples;
 - text: word n-grams (13 by default; a shorter question is one n-gram of its own length) of a
   sample's user turns against each benchmark item's; a sample is flagged for an item when it
   holds at least `text_min_overlap` of the item's n-grams.
@@ -30,6 +32,20 @@ from udfs.signatures import shingles
 
 HIT_COLUMNS = ["sample_id", "source", "benchmark", "item_id", "kind", "similarity", "evidence"]
 _INDEXES: dict[str, object] = {}  # index digest -> FAISS index, deserialised once per Python worker
+
+
+def unchecked(samples: DataFrame, benchmarks: list[str], checks: DataFrame, hashes: DataFrame,
+              settings: str) -> DataFrame:
+    """(sample_id, source, benchmark, ready): each sample and selected benchmark not yet checked
+    under `settings`; `ready` once dedup, which searches after embed, has hashed every image of the sample."""
+    names = samples.sparkSession.createDataFrame([(b,) for b in benchmarks], "benchmark string")
+    done = checks.where(F.col("settings") == settings).select("sample_id", "benchmark")
+    pending = samples.select("sample_id", "source", "image_ids").crossJoin(F.broadcast(names)).join(
+        done, ["sample_id", "benchmark"], "left_anti")
+    images = pending.select("sample_id", F.explode("image_ids").alias("image_id"))
+    waiting = images.join(hashes.select("image_id"), "image_id", "left_anti").select("sample_id").distinct()
+    return pending.join(waiting.withColumn("waiting", F.lit(True)), "sample_id", "left").select(
+        "sample_id", "source", "benchmark", F.col("waiting").isNull().alias("ready"))
 
 
 def sscd_leaks(train: DataFrame, bench: DataFrame, tau: float, tasks: int) -> DataFrame:

@@ -285,6 +285,11 @@ class DecontaminateConf(ImageMatchConf):
     )
     text_min_words: int = Field(default=8, ge=1, description="questions with fewer words are too generic to check")
 
+    def check_digest(self, model_id: str) -> str:
+        """What a sample's check depends on: the thresholds and the embedding model (not which
+        benchmarks are selected, nor how many tasks search)."""
+        return _digest({**self.model_dump(mode="json", exclude={"benchmarks", "partitions"}), "model_id": model_id})
+
 
 class TeacherConf(StrictModel):
     models: dict[str, GenerationSettings] = Field(description="teacher models by role (short, long, judge, small, ...)")
@@ -384,8 +389,12 @@ class Config(StrictModel):
         return self.teacher.models[role]
 
     def digest(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return _digest(self.model_dump(mode="json"))
+
+
+def _digest(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- loading

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
@@ -168,13 +170,22 @@ def run_job(stage: str, description: str, run: Callable[[JobContext, StageReport
     config = config_from_args(args, stage)
     if config is None:
         return 2
-    spark = job_session(get_session(config))
     run_id = uuid.uuid4().hex[:16]
-    lake = Lake(spark, config)
     tracker = Tracker(config, stage, run_id)
-    tracker.start()
-    context = JobContext(spark, config, lake, run_id, Gate(lake, registry.BY_NAME[stage], run_id, config, tracker))
     report = StageReport(stage=stage, run_id=run_id)
+    # A cold process starts the JVM while MLflow opens its store and Great Expectations is imported.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        tracking = pool.submit(tracker.start)
+        pool.submit(importlib.import_module, "great_expectations.expectations")
+        try:
+            spark = job_session(get_session(config))
+        except BaseException as err:
+            tracking.result()
+            tracker.finish(report, {}, failure=f"no Spark session: {type(err).__name__}: {err}")
+            raise
+        tracking.result()
+    lake = Lake(spark, config)
+    context = JobContext(spark, config, lake, run_id, Gate(lake, registry.BY_NAME[stage], run_id, config, tracker))
     started = time.monotonic()
     log.info("%s: run %s, env %s, config %s", stage, run_id, config.env, config.digest())
     failure, code = None, 0
