@@ -1,7 +1,7 @@
 """Resumability of the teacher stages across processes: `rate` in a child process (its own lake
 and Derby metastore, tests/resume_child.py), SIGKILLed while a commit waits on a loopback judge,
-then finished by `finelake run rate` in a second process, which finds the first one's tables by
-their names in the lake's metastore."""
+then finished by `finelake run rate` in this process, whose catalog attaches the killed
+process's Delta tables by their locations: all it resumes from is what the Delta logs hold."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import FINELAKE, set_flags
+from jobs import cli
+from tests.conftest import set_flags
 from tests.local_openai_server import LocalOpenAIServer
 from tests.test_teacher import BUDGETS, TURNS, served
 
@@ -29,13 +30,21 @@ def committed_rows(table_folder: Path) -> int:
     return rows
 
 
+def attach(spark, warehouse: Path, prefix: str) -> None:
+    """Every Delta table under `warehouse` (<schema>.db/<table>) as `<prefix><schema>.<table>` of this session's catalog."""
+    for log in sorted(warehouse.glob("*.db/*/_delta_log")):
+        table, schema = log.parent, log.parent.parent.name.removesuffix(".db")
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {prefix}{schema}")
+        spark.sql(f"CREATE TABLE {prefix}{schema}.{table.name} USING DELTA LOCATION '{table}'")
+
+
 COMMIT_ROWS = 2
 
 
-def test_a_killed_run_loses_at_most_one_commit_and_regenerates_nothing(base_overrides, tmp_path):
+def test_a_killed_run_loses_at_most_one_commit_and_regenerates_nothing(spark, base_overrides, tmp_path, capsys):
     """`rate` in a separate process on its own lake, killed (SIGKILL) while the commit after its first
-    one waits on the judge; the CLI in a second process finishes, in one commit. The judge's
-    requests count every turn once plus at most the killed commit: teacher.commit_rows (2) rows."""
+    one waits on the judge; the CLI in this process finishes, in one commit. The judge's requests
+    count every turn once plus at most the killed commit: teacher.commit_rows (2) rows."""
     scores = '{"formatting": 4, "relevance": 4, "visual_dependency": 3, "image_correspondence": 5}'
     lake = tmp_path / "lake"
     store = lake / "warehouse" / "gold.db" / "turn_ratings"
@@ -57,10 +66,12 @@ def test_a_killed_run_loses_at_most_one_commit_and_regenerates_nothing(base_over
         stored = committed_rows(store)
         killed_requests = len(judge.requests)
         assert first.returncode == -signal.SIGKILL and 1 <= stored < TURNS
-        resume = [FINELAKE, "run", "rate", *set_flags(*overrides, f"teacher.commit_rows={TURNS}")]
-        second = subprocess.run(resume, capture_output=True, text=True, timeout=600)
-        assert second.returncode == 0, second.stderr[-3000:]
-        assert re.search(rf"wrote gold\.turn_ratings v\d+: \+{TURNS - stored} rows", second.stdout), second.stdout
+        attach(spark, lake / "warehouse", "resumed_")
+        capsys.readouterr()
+        assert cli.main(["run", "rate", *set_flags(*overrides, "catalog.schema_prefix=resumed_",
+                                                   f"teacher.commit_rows={TURNS}")]) == 0
+        printed = capsys.readouterr().out
+        assert re.search(rf"wrote gold\.turn_ratings v\d+: \+{TURNS - stored} rows", printed), printed
     assert len(judge.requests) - killed_requests == TURNS - stored  # nothing stored was asked again
     assert killed_requests - stored <= COMMIT_ROWS  # lost: at most the commit in flight
     assert committed_rows(store) == TURNS
