@@ -40,7 +40,7 @@ def run(context: JobContext, report: StageReport) -> None:
     if pending:
         report.writes += context.gate.commit(*benchmark_batches(context, report, pending, lake.read(benchmark_items.CONTRACT)))
     model_id = embedding_settings(config).model_id
-    digest = settings.check_digest(model_id)
+    digest, selected = settings.check_digest(model_id), F.col("benchmark").isin(list(benchmarks))
     samples, hashes = lake.read(silver_samples.CONTRACT), lake.read(image_hashes.CONTRACT)
     todo = context.checkpoint(unchecked(samples, list(benchmarks), lake.read(contamination_checks.CONTRACT), hashes,
                                         digest), "unchecked")
@@ -56,9 +56,8 @@ def run(context: JobContext, report: StageReport) -> None:
         report.writes += context.gate.commit(Batch(contamination.CONTRACT, flags),
                                              Batch(contamination_checks.CONTRACT, done, append=True))
 
-    every_flag = lake.read_current(contamination.CONTRACT).where(F.col("benchmark").isin(list(benchmarks)))
-    report.metrics.update(leak_rates(samples, lake.read_current(benchmark_items.CONTRACT).where(
-        F.col("benchmark").isin(list(benchmarks))), every_flag))
+    every_flag = lake.read_current(contamination.CONTRACT).where(selected)
+    report.metrics.update(leak_rates(samples, lake.read_current(benchmark_items.CONTRACT).where(selected), every_flag))
     report.bars["contamination_rate_per_benchmark"] = ("share of training samples flagged (%)", {
         b: 100 * report.metrics[f"contamination_rate.{b}"] for b in sorted(benchmarks)
         if f"contamination_rate.{b}" in report.metrics})
