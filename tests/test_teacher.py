@@ -137,7 +137,7 @@ def test_distill_stores_reasoning_with_provenance_for_every_turn(taught):
     short = taught.config.teacher_model("short").model_copy(update={"max_new_tokens": 16})
     assert len(rows) == turns(taught) == TURNS
     for row in rows:
-        assert row.model == "smollm2-135m-instruct-q4_1" and row.prompt_version == "reasoning@v1"
+        assert row.model == "smollm2-135m-instruct-q4_1" and row.prompt_version == "reasoning@v2"
         assert json.loads(row.sampling) == short.sampling()
         assert row.status in ("ok", "malformed", "failed") and (row.status == "ok") == (row.reason is None)
         assert 0 < row.tokens_out <= 16 and row.tokens_in > 0 and row.finish_reason in ("stop", "length")

@@ -22,7 +22,7 @@ from jobs.runtime.config import load_config
 from tests.local_openai_server import LocalOpenAIServer
 from udfs.answers import check_frame, parse_choices
 from udfs.generation import (GenerationSettings, OpenAIBackend, Request, TransformersBackend, VLLMBackend,
-                             backend_for, generate_frame, load_causal_lm)
+                             backend_for, generate_frame, load_causal_lm, shared_prefix_length)
 from udfs.prompts import parse_scores, split_reasoning, split_reasoning_frame
 
 AXES = ("formatting", "relevance", "visual_dependency", "image_correspondence")
@@ -57,10 +57,21 @@ def test_local_model_answers_with_counts_and_finish_reasons(local_model, local_s
 
 
 def test_batched_rows_are_answered_like_single_rows(local_model):
-    prompts = [question("What is 2 + 3?"), question("Say hello in one word, please, and nothing else at all.")]
-    batched = [r.text for r in local_model.generate(prompts)]
-    alone = [local_model.generate([p])[0].text for p in prompts]
-    assert batched == alone  # left padding: every row continues from its own last token
+    instructions = "Answer in one short sentence. Be exact, name units, and do not explain your answer.\n\n"
+    prompts = [question(instructions + "What is 2 + 3?"), question("Say hello in one word, please, and nothing else at all."),
+               question(instructions + "Which is larger, 7 or 12?"), question(instructions + "What is 2 + 3?")]
+    results = local_model.generate(prompts)
+    alone = [local_model.generate([p])[0] for p in prompts]
+    # Padding between the shared prefix and each row's own tokens: every row continues from its own last token.
+    assert [r.text for r in results] == [r.text for r in alone] and results[0].text == results[3].text
+    assert [r.tokens_in for r in results] == [r.tokens_in for r in alone]
+
+
+def test_shared_prefix_leaves_every_prompt_a_token_of_its_own():
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2
+    assert shared_prefix_length([[7], [7, 8]]) == 0
+    assert shared_prefix_length([[1, 2], [3, 2]]) == 0
 
 
 def test_dequantised_weights_are_cached_and_reused(local_model, local_settings):
@@ -256,7 +267,7 @@ def test_prompts_render_capped_variables_and_a_repair_turn():
     repaired = rating.request({"question": "q", "answer": "a", "caption": ""}, 100, previous="I think 4")
     assert [m["role"] for m in repaired.messages] == ["system", "user", "assistant", "user"]
     assert repaired.messages[2]["content"] == "I think 4" and "JSON" in repaired.messages[3]["content"]
-    assert rating.label == "rating@v1"
+    assert rating.label == "rating@v2"
     with pytest.raises(Exception, match="caption"):
         config.prompts["reasoning"].request({"question": "q"}, 100)
 

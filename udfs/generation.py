@@ -94,6 +94,9 @@ class Request:
     json_schema: dict | None = None  # constrain the answer to this JSON schema where the backend can
     seed_offset: int = 0  # difficulty sampling: the i-th of k samples of one question
 
+    def messages_key(self) -> tuple[tuple[str, str], ...]:
+        return tuple((m["role"], m["content"]) for m in self.messages)
+
 
 @dataclass
 class Generation:
@@ -182,39 +185,65 @@ class TransformersBackend:
         self.tokenizer, self.model = load_causal_lm(settings.model, settings.gguf_file, settings.cache_dir, settings.threads)
 
     def generate(self, requests: list[Request]) -> list[Generation]:
-        results: list[Generation] = []
-        for start in range(0, len(requests), self.settings.batch_size):
-            batch = requests[start : start + self.settings.batch_size]
+        # Batches of like prompts share longer prefixes (a question's k samples, one instruction text).
+        order = sorted(range(len(requests)), key=lambda i: (requests[i].messages_key(), requests[i].seed_offset))
+        results: dict[int, Generation] = {}
+        for start in range(0, len(order), self.settings.batch_size):
+            indices = order[start : start + self.settings.batch_size]
+            batch = [requests[i] for i in indices]
             try:
-                results += self._generate_batch(batch)
+                generations = self._generate_batch(batch)
             except Exception as err:  # noqa: BLE001 - a failed batch fails its rows, not the task
-                results += [Generation(None, finish_reason="error", error=short_error(err)) for _ in batch]
-        return results
+                generations = [Generation(None, finish_reason="error", error=short_error(err)) for _ in batch]
+            results.update(zip(indices, generations))
+        return [results[i] for i in range(len(requests))]
 
     def _generate_batch(self, batch: list[Request]) -> list[Generation]:
+        """The batch's common token prefix (the system prompt and a prompt's fixed instructions) is
+        encoded once and its KV cache shared; each row then pads between that prefix and its own
+        tokens, so the attention mask and positions equal those of a left-padded batch."""
         torch, settings, tokenizer = self.torch, self.settings, self.tokenizer
         texts = [tokenizer.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False) for r in batch]
-        encoded = tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
-                            max_length=settings.max_prompt_tokens, add_special_tokens=False)
+        prompts = tokenizer(texts, truncation=True, max_length=settings.max_prompt_tokens,
+                            add_special_tokens=False)["input_ids"]
+        shared = shared_prefix_length(prompts) if len(prompts) > 1 else 0
+        width = max(len(ids) for ids in prompts) - shared
+        pads = [width - (len(ids) - shared) for ids in prompts]
+        input_ids = torch.tensor([ids[:shared] + [tokenizer.pad_token_id] * pad + ids[shared:] for ids, pad in zip(prompts, pads)])
+        attention_mask = torch.tensor([[1] * shared + [0] * pad + [1] * (len(ids) - shared) for ids, pad in zip(prompts, pads)])
         sampling = {"do_sample": False}
         if settings.temperature > 0:
             sampling = {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p}
             torch.manual_seed(settings.seed + batch[0].seed_offset)
         with torch.inference_mode():
-            output = self.model.generate(**encoded, max_new_tokens=settings.max_new_tokens,
+            if shared:
+                cache = self.model(input_ids=input_ids[:1, :shared], use_cache=True).cache
+                cache.batch_repeat_interleave(len(batch))
+                sampling["cache"] = cache
+            output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                         max_new_tokens=settings.max_new_tokens,
                                          pad_token_id=tokenizer.pad_token_id, **sampling)
-        prompt_length = encoded["input_ids"].shape[1]
         results = []
-        for row, tokens in enumerate(output[:, prompt_length:]):
+        for ids, tokens in zip(prompts, output[:, input_ids.shape[1]:]):
             generated = [t for t in tokens.tolist() if t != tokenizer.pad_token_id]
             ended = len(generated) < settings.max_new_tokens or tokens[-1].item() == tokenizer.eos_token_id
             results.append(Generation(
                 text=tokenizer.decode(generated, skip_special_tokens=True).strip(),
-                tokens_in=int(encoded["attention_mask"][row].sum()),
+                tokens_in=len(ids),
                 tokens_out=len(generated),
                 finish_reason="stop" if ended else "length",
             ))
         return results
+
+
+def shared_prefix_length(prompts: list[list[int]]) -> int:
+    """Tokens every prompt starts with, leaving each at least one of its own (generation starts from it)."""
+    limit = min(len(ids) for ids in prompts) - 1
+    first = prompts[0]
+    for position in range(limit):
+        if any(ids[position] != first[position] for ids in prompts):
+            return position
+    return max(limit, 0)
 
 
 # ---------------------------------------------------------------- OpenAI-compatible HTTP

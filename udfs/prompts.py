@@ -1,7 +1,7 @@
 """Versioned prompt templates (conf/prompts/<name>.yaml) and what parses their answers.
 
 A prompt is a system text and a user template (Jinja2; the row's fields are its variables).
-`label` ("reasoning@v1") goes onto every row the prompt produced, so a changed prompt is a new
+`label` ("reasoning@v2") goes onto every row the prompt produced, so a changed prompt is a new
 version, never mixed with the old one's rows. Model outputs are data: they are parsed here as
 text, never evaluated; a variable's text is capped at `max_chars` before it enters a prompt.
 """
