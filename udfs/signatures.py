@@ -93,13 +93,39 @@ def trim_uniform_border(image: Image.Image, tolerance: int = TRIM_TOLERANCE, fra
     return image if box == (0, 0, image.width, image.height) else image.crop(box)
 
 
-def _phash_of(image: Image.Image) -> int:
+def _low_frequencies(image: Image.Image) -> np.ndarray:
     gray = np.asarray(image.convert("L").resize((_SAMPLE, _SAMPLE), Image.Resampling.LANCZOS), dtype=np.float64)
-    dct = _dct_matrix() @ gray @ _dct_matrix().T
-    low = dct[:HASH_SIZE, :HASH_SIZE].flatten()
-    bits = low > np.median(low[1:])
+    return (_dct_matrix() @ gray @ _dct_matrix().T)[:HASH_SIZE, :HASH_SIZE]
+
+
+def _hash_bits(low: np.ndarray) -> int:
+    flat = low.flatten()
+    bits = flat > np.median(flat[1:])
     value = int("".join("1" if b else "0" for b in bits), 2)
     return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _phash_of(image: Image.Image) -> int:
+    return _hash_bits(_low_frequencies(image))
+
+
+# A mirror negates the DCT's odd horizontal frequencies, a transposition swaps the axes: the eight
+# mirror/rotation variants of an image's pHash come from its one DCT.
+_ODD = (-1.0) ** np.arange(HASH_SIZE)
+
+
+def dihedral_phashes(data: bytes) -> list[int]:
+    """The pHashes of the image rotated by 0, 90, 180 and 270 degrees, then of its mirror likewise."""
+    with Image.open(io.BytesIO(data)) as image:
+        low = _low_frequencies(image)
+    mirrored = low * _ODD[None, :]
+    variants = []
+    for base in (low, mirrored):
+        turned = base
+        for _ in range(4):
+            variants.append(_hash_bits(turned))
+            turned = turned.T * _ODD[None, :]  # 90 degrees clockwise: transpose, then mirror
+    return variants
 
 
 def phash(data: bytes, trim: bool = False) -> int:

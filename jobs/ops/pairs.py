@@ -10,8 +10,9 @@ LSH for texts, and the pixel check that decides the uncertain image pairs.
   recall traded for sub-quadratic work (tests/bench/bench_sscd_search.py);
 - text: MinHash LSH (Spark ML) over word shingles, Jaccard >= `text_jaccard`;
 - pixel check (udfs/verify.py): SSCD pairs below `sscd_tau` and, with `phash_verify`, pHash pairs
-  are kept only when the two images, borders trimmed and aligned, agree tile by tile
-  (>= `verify_min`). Only each image's `verify_neighbours` most similar candidates are checked:
+  are kept only when the two images, mapped onto each other (affine map of ORB features by RANSAC,
+  mirrored too), agree tile by tile where they overlap (>= `verify_min`); the evidence names the
+  transform, the inliers and the covered shares. Only each image's `verify_neighbours` most similar candidates are checked:
   bounded work in dense regions, where hundreds of synthetic scenes all look alike.
 """
 
@@ -140,7 +141,8 @@ def needs_pixel_check(settings: ImageMatchConf) -> Column:
 
 def pixel_check(pairs: DataFrame, images: DataFrame, neighbours: int, right_images: DataFrame | None = None,
                 ranked: tuple[str, ...] = ("left_id", "right_id")) -> DataFrame:
-    """Every pair with `check`: its copy score (udfs.verify.copy_score), null when it was not checked.
+    """Every pair with `check` (udfs.verify.verify's score) and `geometry` (the transform found, inliers,
+    covered shares), both null when it was not checked.
 
     Only a pair among the `neighbours` most similar candidates (per kind) of one of its images (the
     sides in `ranked`) is checked: in a dense region (synthetic scenes, tables of one template)
@@ -150,8 +152,8 @@ def pixel_check(pairs: DataFrame, images: DataFrame, neighbours: int, right_imag
     (decode, trim, downscale). A pair whose image does not decode scores 0.
     """
 
-    def scores(batches: Iterator[pd.DataFrame]) -> Iterator[pd.Series]:
-        from udfs.verify import copy_score, prepared
+    def scores(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from udfs.verify import prepared, verify
 
         for batch in batches:
             ready: dict[str, object] = {}
@@ -164,11 +166,12 @@ def pixel_check(pairs: DataFrame, images: DataFrame, neighbours: int, right_imag
                         ready[image_id] = None
                 return ready[image_id]
 
-            out = []
+            found = []
             for left, left_bytes, right, right_bytes in batch.itertuples(index=False):
                 a, b = image(left, left_bytes), image(right, right_bytes)
-                out.append(0.0 if a is None or b is None else copy_score(a, b))
-            yield pd.Series(out, dtype="float64")
+                match = None if a is None or b is None else verify(a, b)
+                found.append((0.0, "undecodable") if match is None else (match.score, match.evidence))
+            yield pd.DataFrame(found, columns=["score", "evidence"])
 
     roles = [pairs.select("kind", F.col(side).alias("image"),
                           F.col("right_id" if side == "left_id" else "left_id").alias("other"),
@@ -180,11 +183,12 @@ def pixel_check(pairs: DataFrame, images: DataFrame, neighbours: int, right_imag
     to_check = nearest.select("left_id", "right_id").distinct() \
         .join(left.select(F.col("image_id").alias("left_id"), F.col("bytes").alias("left_bytes")), "left_id") \
         .join(right.select(F.col("image_id").alias("right_id"), F.col("bytes").alias("right_bytes")), "right_id")
-    check = F.pandas_udf(scores, "double")(F.struct("left_id", "left_bytes", "right_id", "right_bytes"))
+    check = F.pandas_udf(scores, "score double, evidence string")(F.struct("left_id", "left_bytes", "right_id", "right_bytes"))
     # Few rows, much work per row: adaptive execution would coalesce them into one task. An explicit
     # count spreads them; grouping by left image lets a batch prepare each image once.
     tasks = 4 * pairs.sparkSession.sparkContext.defaultParallelism
-    checked = to_check.repartition(tasks, "left_id").select("left_id", "right_id", check.alias("check"))
+    checked = to_check.repartition(tasks, "left_id").select("left_id", "right_id", check.alias("verified")).select(
+        "left_id", "right_id", F.col("verified.score").alias("check"), F.col("verified.evidence").alias("geometry"))
     return pairs.join(checked, ["left_id", "right_id"], "left")
 
 
@@ -208,7 +212,7 @@ def verified_pairs(pairs: DataFrame, images: DataFrame, settings: ImageMatchConf
     ).first().asDict()
     kept = candidates.where(F.col("check") >= settings.verify_min).select(
         "kind", "left_id", "right_id", "similarity",
-        F.format_string("%s check=%.3f", "evidence", "check").alias("evidence"))
+        F.format_string("%s check=%.3f %s", "evidence", "check", "geometry").alias("evidence"))
     return pairs.where(~uncertain).unionByName(kept), counts
 
 

@@ -17,8 +17,14 @@ Scores
   leaks) and everything else (clean). A training image is flagged when a pair rule holds with
   a benchmark image; leak recall and false leaks (clean images flagged).
 
-    python tests/bench/eval_dedup_quality.py [--seed 0] [--chart-pairs 24] [--tables 60] [--nlvr 60]
-                                             [--cache /tmp/planted-signals.npz]
+Two sets: the first (udfs/planted.py, above) and the second (udfs/planted_disc.py): DISC21's
+edit families (mirror, rotations, framing in a screenshot, overlays of text/emoji/logo, colour and
+tone, blur and noise, aspect, crops of 10-30%, combinations) on rendered documents, forms,
+receipts, app screens, diagrams and maps drawn in same-template pairs with other text, and photos.
+Per set: the tables below, recall per edit family, and the share of same-template pairs grouped.
+
+    python tests/bench/eval_dedup_quality.py [--set first|second|both] [--seed 0] [--chart-pairs 24]
+                                             [--tables 60] [--nlvr 60] [--templates 4] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -40,8 +46,9 @@ if str(PROJECT) not in sys.path:
 
 from udfs import planted  # noqa: E402
 from udfs.embedding import EmbeddingSettings, embed_images  # noqa: E402
-from udfs.signatures import phash  # noqa: E402
-from udfs.verify import copy_score, prepared  # noqa: E402
+from udfs import planted_disc  # noqa: E402
+from udfs.signatures import dihedral_phashes, phash  # noqa: E402
+from udfs.verify import copy_score, prepared, verify  # noqa: E402
 
 SHARED = PROJECT.parent / "shared" / "data"
 
@@ -91,6 +98,7 @@ class Signals:
     phash_trim: np.ndarray  # of the image without uniform borders
     sscd: np.ndarray  # (n, 512) unit vectors, plain preprocessing
     sscd_trim: np.ndarray  # preprocessing with trim_borders
+    phash_dihedral: np.ndarray  # (n, 8) int64: the pHashes of the image's rotations and mirrors
 
 
 def onnx_settings(trim: bool, threads: int = 2) -> EmbeddingSettings:
@@ -102,17 +110,18 @@ def signals(images: list[planted.PlantedImage], cache: Path | None = None, plain
             trimmed: bool = True) -> Signals:
     """pHashes (plain, trimmed) and SSCD vectors: plain and/or of trimmed images (an empty matrix when not asked)."""
     data = [im.data for im in images]
-    key = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for d in data) + bytes([plain, trimmed])).hexdigest()
+    key = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for d in data) + bytes([plain, trimmed]) + b"dihedral").hexdigest()
     if cache and cache.is_file():
         stored = np.load(cache)
         if str(stored["key"]) == key:
-            return Signals(*(stored[f] for f in ("phash", "phash_trim", "sscd", "sscd_trim")))
+            return Signals(*(stored[f] for f in ("phash", "phash_trim", "sscd", "sscd_trim", "phash_dihedral")))
     start = time.time()
     sig = Signals(
         phash=np.array([phash(d) for d in data], dtype=np.int64),
         phash_trim=np.array([phash(d, trim=True) for d in data], dtype=np.int64),
         sscd=embed_images(data, onnx_settings(False)) if plain else np.zeros((len(data), 0), np.float32),
         sscd_trim=embed_images(data, onnx_settings(True)) if trimmed else np.zeros((len(data), 0), np.float32),
+        phash_dihedral=np.array([dihedral_phashes(d) for d in data], dtype=np.int64),
     )
     print(f"signals of {len(data)} images in {time.time() - start:.0f} s", file=sys.stderr)
     if cache:
@@ -121,11 +130,13 @@ def signals(images: list[planted.PlantedImage], cache: Path | None = None, plain
     return sig
 
 
+def hamming_between(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    xor = left.view(np.uint64)[:, None] ^ right.view(np.uint64)[None, :]
+    return np.unpackbits(xor.view(np.uint8).reshape(len(left), len(right), 8), axis=2).sum(axis=2)
+
+
 def hamming_matrix(hashes: np.ndarray) -> np.ndarray:
-    n = len(hashes)
-    unsigned = hashes.view(np.uint64)
-    xor = unsigned[:, None] ^ unsigned[None, :]
-    return np.unpackbits(xor.view(np.uint8).reshape(n, n, 8), axis=2).sum(axis=2)
+    return hamming_between(hashes, hashes)
 
 
 # ---------------------------------------------------------------- rules
@@ -153,6 +164,8 @@ class Rule:
     sscd_trim: bool | None = None  # SSCD of trimmed images [embed.trim_borders]; None: as `trim`
     use_phash: bool = True
     use_sscd: bool = True
+    dihedral: bool = False  # pHash candidates also between an image's rotations/mirrors and the other image
+    verifier: str = "geometric"  # udfs.verify.verify, or "profile": its fallback alone (copy_score, the check before)
 
 
 class Scorer:
@@ -166,20 +179,25 @@ class Scorer:
         n = len(sig.phash)
         closest = np.minimum.reduce([every[i * n:(i + 1) * n, j * n:(j + 1) * n] for i in (0, 1) for j in (0, 1)])
         self.distance = {False: every[:n, :n], True: closest}
+        # dihedral: the closest of the 8 variants of one side to the plain or trimmed hash of the other
+        variants = [hamming_between(sig.phash_dihedral[:, k], other) for k in range(8) for other in (sig.phash, sig.phash_trim)]
+        turned = np.minimum.reduce(variants)
+        self.dihedral_distance = np.minimum(turned, turned.T)
         self.cosine = {trim: v @ v.T for trim, v in ((False, sig.sscd), (True, sig.sscd_trim)) if v.shape[1]}
         self._prepared: dict[int, object] = {}
-        self._scores: dict[tuple[int, int], float] = {}
+        self._scores: dict[tuple[int, int, str], float] = {}
         self.checked = 0
         self.check_seconds = 0.0
 
-    def check(self, i: int, j: int) -> float:
-        key = (min(i, j), max(i, j))
+    def check(self, i: int, j: int, verifier: str = "geometric") -> float:
+        key = (min(i, j), max(i, j), verifier)
         if key not in self._scores:
             start = time.time()
-            for k in key:
+            for k in key[:2]:
                 if k not in self._prepared:
                     self._prepared[k] = prepared(self.images[k].data)
-            self._scores[key] = copy_score(self._prepared[key[0]], self._prepared[key[1]])
+            a, b = self._prepared[key[0]], self._prepared[key[1]]
+            self._scores[key] = verify(a, b).score if verifier == "geometric" else copy_score(a.image, b.image)
             self.checked += 1
             self.check_seconds += time.time() - start
         return self._scores[key]
@@ -188,7 +206,8 @@ class Scorer:
         """Boolean matrix of accepted pairs (upper triangle when rows/cols are all images)."""
         rows = np.arange(self.n) if rows is None else rows
         cols = np.arange(self.n) if cols is None else cols
-        distance = self.distance[rule.trim][np.ix_(rows, cols)]
+        distance = (np.minimum(self.distance[rule.trim], self.dihedral_distance) if rule.dihedral
+                    else self.distance[rule.trim])[np.ix_(rows, cols)]
         cosine = self.cosine[rule.trim if rule.sscd_trim is None else rule.sscd_trim][np.ix_(rows, cols)]
         valid = rows[:, None] != cols[None, :]
         if len(rows) == self.n and len(cols) == self.n:
@@ -204,7 +223,7 @@ class Scorer:
         checked &= ~certain
         accepted = certain.copy()
         for a, b in zip(*np.nonzero(checked)):
-            if self.check(rows[a], cols[b]) >= rule.verify_min:
+            if self.check(rows[a], cols[b], rule.verifier) >= rule.verify_min:
                 accepted[a, b] = True
         return accepted
 
@@ -260,15 +279,15 @@ def dedup_scores(images, scorer: Scorer, rule: Rule) -> dict:
     }
     transform = np.array([im.transform for im in images])
     index = {im.image_id: k for k, im in enumerate(images)}
-    for name in planted.TRANSFORMS:
+    for name in families(images):
         copies = np.flatnonzero(transform == name)
         originals = np.array([index[images[c].original_id] for c in copies])
         out[f"recall:{name}"] = float((labels[copies] == labels[originals]).mean()) if len(copies) else float("nan")
     # where the false pairs come from
     kind = np.array([im.kind for im in images])
-    stem = np.array([im.original_id[:-1] if im.kind == "chart" else im.original_id for im in images])
+    stem = np.array([im.original_id[:-1] if templated(im) else im.original_id for im in images])
     false = predicted & ~truth
-    look_alike = (stem[:, None] == stem[None, :]) & (kind[:, None] == "chart")
+    look_alike = (stem[:, None] == stem[None, :]) & np.array([templated(im) for im in images])[:, None]
     distractor = (kind[:, None] == "distractor") | (kind[None, :] == "distractor")
     out["false:look-alike"] = int((false & look_alike).sum())
     out["false:distractor"] = int((false & distractor).sum())
@@ -276,10 +295,19 @@ def dedup_scores(images, scorer: Scorer, rule: Rule) -> dict:
     return out
 
 
+def templated(image: planted.PlantedImage) -> bool:
+    """Drawn from a template in look-alike pairs (`...a`, `...b`): charts, and the second set's content."""
+    return image.kind == "chart" or image.kind in planted_disc.CONTENT
+
+
+def families(images: list[planted.PlantedImage]) -> list[str]:
+    return list(dict.fromkeys(im.transform for im in images if im.transform != "original"))
+
+
 def decontamination_split(images: list[planted.PlantedImage]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(benchmark, leaks, clean) indices: benchmark = originals of every other photo and of each chart pair's `a`."""
+    """(benchmark, leaks, clean) indices: benchmark = originals of every other photo and of each template pair's `a`."""
     photos = sorted({im.original_id for im in images if im.kind == "photo"})
-    chosen = set(photos[::2]) | {im.original_id for im in images if im.kind == "chart" and im.original_id.endswith("a")}
+    chosen = set(photos[::2]) | {im.original_id for im in images if templated(im) and im.original_id.endswith("a")}
     bench = [k for k, im in enumerate(images) if im.original_id in chosen and im.transform == "original"]
     leaks = [k for k, im in enumerate(images) if im.original_id in chosen and im.transform != "original"]
     clean = [k for k, im in enumerate(images) if im.original_id not in chosen]
@@ -294,7 +322,7 @@ def decontamination_scores(images, scorer: Scorer, rule: Rule) -> dict:
     out = {"leaks": int(is_leak.sum()), "clean": int((~is_leak).sum()),
            "leak_recall": float(flagged[is_leak].mean()), "false_leaks": int(flagged[~is_leak].sum())}
     transform = np.array([images[k].transform for k in train])
-    for name in planted.TRANSFORMS:
+    for name in families(images):
         mask = is_leak & (transform == name)
         out[f"recall:{name}"] = float(flagged[mask].mean()) if mask.any() else float("nan")
     return out
@@ -330,10 +358,9 @@ BASELINES = [
 def improved_rules() -> list[Rule]:
     configured = configured_rule()
     return [
-        Rule("trim + SSCD band [0.75,0.95) checked", trim=True, band_low=0.75, verify_min=0.9),
         configured,
-        replace(configured, name="configured, sscd_tau 1.0 (all checked)", sscd_tau=1.0),
-        replace(configured, name="same + SSCD of trimmed images", sscd_tau=1.0, sscd_trim=True),
+        replace(configured, name="configured, profile check (before)", verifier="profile"),
+        replace(configured, name="configured + dihedral pHash", dihedral=True),
     ]
 
 
@@ -349,50 +376,73 @@ def table(title: str, rows: list[tuple[str, dict]], columns: list[tuple[str, str
     return "\n".join(lines)
 
 
+def second_set(seed: int, per_kind: int, photos: int | None) -> list[planted.PlantedImage]:
+    """udfs/planted_disc.py: DISC21's edit families on rendered documents, forms, receipts, app
+    screens, diagrams, maps (same-template pairs) and real photos."""
+    return planted_disc.planted_set(photo_originals(photos) + planted_disc.render_templates(per_kind, seed), seed)
+
+
+def evaluate(title: str, images: list[planted.PlantedImage], sig: Signals, rules: list[Rule]) -> dict:
+    counts = {k: sum(im.kind == k for im in images) for k in dict.fromkeys(im.kind for im in images)}
+    n = len(images)
+    group = np.array([im.original_id for im in images])
+    upper = np.triu(np.ones((n, n), bool), 1)
+    stem = np.array([im.original_id[:-1] if templated(im) else im.original_id for im in images])
+    templated_rows = np.array([templated(im) for im in images])
+    look_alikes = int(((stem[:, None] == stem[None, :]) & (group[:, None] != group[None, :]) & templated_rows[:, None]
+                       & upper).sum())
+    print(f"\n=== {title}: {n} images ({', '.join(f'{v} {k}' for k, v in counts.items())}; {len(families(images))} "
+          f"copies of each original); {len(planted.true_pairs(images))} true pairs, {look_alikes} same-template pairs")
+    scorer = Scorer(images, sig)
+    short = {name: name.replace("rotate", "rot").replace("overlay_", "ov_")[:9] for name in families(images)}
+    dedup = [(r.name, dedup_scores(images, scorer, r)) for r in rules]
+    decon = [(r.name, decontamination_scores(images, scorer, r)) for r in rules]
+    for _, scores in dedup:  # share of same-template pairs that end in one group
+        scores["template_grouped"] = scores["false:look-alike"] / max(look_alikes, 1)
+    print()
+    print(table("dedup, whole step (pairs -> components): pairwise precision / recall", dedup, [
+        ("precision", "P"), ("recall", "R"), ("edges", "edges"), ("edge_precision", "edge P"),
+        ("edge_recall", "edge R"), ("false:look-alike", "FP look"), ("template_grouped", "look grp"),
+        ("false:distractor", "FP dist"), ("false:other", "FP other")]))
+    print()
+    print(table("dedup recall per edit family (original-copy pairs in one group)", dedup,
+                [(f"recall:{k}", v) for k, v in short.items()]))
+    print()
+    first = decon[0][1]
+    print(table(f"decontamination: {first['leaks']} planted leaks, {first['clean']} clean training images",
+                decon, [("leak_recall", "leak R"), ("false_leaks", "false")] + [(f"recall:{k}", v) for k, v in short.items()]))
+    print(f"\npixel checks: {scorer.checked} pairs, {1000 * scorer.check_seconds / max(scorer.checked, 1):.1f} ms each"
+          " (incl. preparing images)")
+    return {"dedup": dict(dedup), "decontamination": dict(decon)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", choices=["first", "second", "both"], default="both")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chart-pairs", type=int, default=24)
     parser.add_argument("--tables", type=int, default=60, help="TabMWP table distractors (0: none)")
     parser.add_argument("--nlvr", type=int, default=60, help="NLVR scene distractors (0: none)")
-    parser.add_argument("--cache", type=Path, default=None, help="pickle of the signals, reused when the set matches")
+    parser.add_argument("--templates", type=int, default=4, help="second set: templates per content kind (2 images each)")
+    parser.add_argument("--photos", type=int, default=None, help="photos per set (default: all the demo's)")
+    parser.add_argument("--cache", type=Path, default=None, help="folder for the signals, reused when a set matches")
     parser.add_argument("--json", type=Path, default=None, help="write every score here")
     args = parser.parse_args(argv)
 
     start = time.time()
-    images = build_set(args.seed, args.chart_pairs, args.tables, args.nlvr)
-    counts = {k: sum(im.kind == k for im in images) for k in ("photo", "chart", "distractor")}
-    truth = len(planted.true_pairs(images))
-    print(f"planted set: {len(images)} images ({counts['photo']} photo and {counts['chart']} chart images incl. "
-          f"{len(planted.TRANSFORMS)} copies of each original, {counts['distractor']} distractors); "
-          f"{truth} true pairs, {len(planted.look_alike_pairs(images))} look-alike chart pairs")
-    sig = signals(images, args.cache)
-    scorer = Scorer(images, sig)
-    rules = BASELINES + improved_rules()
-    subsets = {"all": images}
+    sets = {}
+    if args.set in ("first", "both"):
+        sets["first set: photos and charts, resize/JPEG/crop/border/brightness/text"] = build_set(
+            args.seed, args.chart_pairs, args.tables, args.nlvr, args.photos)
+    if args.set in ("second", "both"):
+        sets["second set: documents, forms, receipts, app screens, diagrams, maps, photos; DISC21 edits"] = second_set(
+            args.seed, args.templates, args.photos)
     results = {}
-    for subset_name, subset in subsets.items():
-        dedup = [(r.name, dedup_scores(subset, scorer, r)) for r in rules]
-        decon = [(r.name, decontamination_scores(subset, scorer, r)) for r in rules]
-        results[subset_name] = {"dedup": dict(dedup), "decontamination": dict(decon)}
-        print()
-        print(table("dedup, whole step (pairs -> components): pairwise precision / recall", dedup, [
-            ("precision", "P"), ("recall", "R"), ("edges", "edges"), ("edge_precision", "edge P"),
-            ("edge_recall", "edge R"), ("false:look-alike", "FP look"), ("false:distractor", "FP dist"),
-            ("false:other", "FP other")]))
-        print()
-        short = {"resize": "resize", "jpeg": "jpeg", "crop": "crop", "border": "border", "brightness": "bright",
-                 "text": "text", "crop+jpeg": "crop+jpg", "border+resize+jpeg": "brd+rs+jp",
-                 "brightness+text+jpeg": "br+tx+jp", "crop+border": "crop+brd"}
-        print(table("dedup recall per transformation (original-copy pairs in one group)", dedup,
-                    [(f"recall:{k}", v) for k, v in short.items()]))
-        print()
-        first = decon[0][1]
-        print(table(f"decontamination: {first['leaks']} planted leaks, {first['clean']} clean training images",
-                    decon, [("leak_recall", "leak R"), ("false_leaks", "false")]
-                    + [(f"recall:{k}", v) for k, v in short.items()]))
-    print(f"\npixel checks: {scorer.checked} pairs, {1000 * scorer.check_seconds / max(scorer.checked, 1):.1f} ms each"
-          f" (incl. preparing images); total {time.time() - start:.0f} s")
+    for index, (title, images) in enumerate(sets.items()):
+        cache = args.cache / f"signals-{index}.npz" if args.cache else None
+        rules = BASELINES + improved_rules()
+        results[title] = evaluate(title, images, signals(images, cache), rules)
+    print(f"\ntotal {time.time() - start:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
