@@ -376,7 +376,3 @@ def planted_set(originals: Sequence[tuple[str, str, bytes]], seed: int = 0) -> l
                                     encode(edit(image, rng), fmt, rng.randint(55, 85))))
     return out
 
-
-def same_template(a: PlantedImage, b: PlantedImage) -> bool:
-    """Two images of one template with different text (`<kind>-<n>a` and `<kind>-<n>b`)."""
-    return a.kind in CONTENT and a.original_id != b.original_id and a.original_id[:-1] == b.original_id[:-1]

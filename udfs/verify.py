@@ -21,8 +21,8 @@ framed copy can score lower than such a look-alike. This check looks at the pixe
    there are no features) decides instead.
 
 Pure numpy, Pillow and OpenCV on one core: features ~5 ms per image view (once per image and
-task); a pair ~65 ms on average today (warp, tile check and, for unrotated pairs, the profile
-check too), above the 10 ms the design asks for.
+task); a pair ~30 ms on average (matching, RANSAC, warps, and the tile or profile check), above
+the 10 ms the design asks for.
 
 The profile alignment (the fallback, `copy_score`):
 1. both images lose their uniform borders (udfs.signatures.trim_uniform_border);
@@ -72,7 +72,6 @@ MIN_COVER = 0.4  # the overlap must hold at least this share of one of the two i
 PROFILE_COVER = 0.8  # an unrotated, unmirrored pair overlapping this much of both: the profile check decides
 FINE_SIDE = 192  # the overlap is compared at this side ...
 FINE_GRID = 12  # ... in FINE_GRID x FINE_GRID tiles (16 pixels: a word, a number, a mark)
-FINE_TILE_NCC = 0.7  # a tile of the overlap matches at this correlation
 SHIFT = 2
 TILE_NCC = 0.7
 FLAT = 3.0  # grey levels: a tile whose std is below this in both images is uninformative
@@ -127,7 +126,7 @@ class Match:
     """The verdict on one pair: `score` (share of informative tiles that agree, 0..1) and its evidence."""
 
     score: float
-    transform: str  # identity | scale | rotate | mirror | mirror+rotate | ... , "profile" (fallback), "none"
+    transform: str  # "identity", or parts of "mirror+rotate<degrees>+scale"; "profile"/"profile+mirror" (no features)
     inliers: int = 0
     inlier_share: float = 0.0  # RANSAC inliers / ratio-test matches
     covered: tuple[float, float] = (0.0, 0.0)  # share of each image inside the overlap
@@ -177,32 +176,33 @@ def _transform_name(matrix: np.ndarray, mirrored: bool) -> str:
     return "+".join(parts) or "identity"
 
 
-def _overlap_score(a: Prepared, b: Prepared, matrix: np.ndarray, mirrored: bool) -> tuple[float, tuple[float, float]]:
-    """(tile agreement over the overlap, covered shares) with b (mirrored) warped onto a by `matrix`."""
+def _overlap(a: Prepared, b: Prepared, matrix: np.ndarray, mirrored: bool) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """(b (mirrored) warped onto a by `matrix`, the mask of a inside it, the share of each image inside the overlap)."""
     import cv2
 
     height, width = a.pixels.shape[:2]
     source = np.ascontiguousarray(b.view(mirrored))
     warped = cv2.warpAffine(source, matrix, (width, height), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
     inside = cv2.warpAffine(np.ones(source.shape[:2], np.uint8), matrix, (width, height), flags=cv2.INTER_NEAREST)
-    covered_a = float(inside.mean())
-    inverse = cv2.invertAffineTransform(matrix)
-    back = cv2.warpAffine(np.ones((height, width), np.uint8), inverse, (source.shape[1], source.shape[0]),
-                          flags=cv2.INTER_NEAREST)
-    covered = (covered_a, float(back.mean()))
-    if max(covered) < MIN_COVER:
-        return 0.0, covered
+    back = cv2.warpAffine(np.ones((height, width), np.uint8), cv2.invertAffineTransform(matrix),
+                          (source.shape[1], source.shape[0]), flags=cv2.INTER_NEAREST)
+    return warped, inside, (float(inside.mean()), float(back.mean()))
+
+
+def _overlap_agreement(a: Prepared, warped: np.ndarray, inside: np.ndarray) -> float:
+    """Tile agreement of a and the warped b over the bounding box of their overlap, at FINE_SIDE."""
+    import cv2
+
     ys, xs = np.nonzero(inside)
-    top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    crop = (slice(top, bottom), slice(left, right))
+    crop = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
 
     def fine(pixels: np.ndarray) -> np.ndarray:
         return _blurred(cv2.resize(np.ascontiguousarray(pixels[crop]), (FINE_SIDE, FINE_SIDE),
                                    interpolation=cv2.INTER_AREA).astype(np.float32))
 
     valid = cv2.resize(inside[crop].astype(np.float32), (FINE_SIDE, FINE_SIDE), interpolation=cv2.INTER_AREA)
-    score, informative = tile_agreement(fine(a.pixels), fine(warped), FINE_GRID, tile_ncc=FINE_TILE_NCC, valid=valid)
-    return (score if informative else float(abs(a.pixels[crop].mean() - warped[crop].mean()) < 16)), covered
+    score, informative = tile_agreement(fine(a.pixels), fine(warped), FINE_GRID, valid=valid)
+    return score if informative else float(abs(a.pixels[crop].mean() - warped[crop].mean()) < 16)
 
 
 def verify(a: Prepared, b: Prepared) -> Match:
@@ -217,11 +217,15 @@ def verify(a: Prepared, b: Prepared) -> Match:
     if found:
         _, mirrored, (matrix, inliers, share) = max(found, key=lambda f: f[0])
         transform = _transform_name(matrix, mirrored)
-        score, covered = _overlap_score(a, b, matrix, mirrored)
-        if transform in ("identity", "scale") and min(covered) >= PROFILE_COVER:
+        warped, inside, covered = _overlap(a, b, matrix, mirrored)
+        if max(covered) < MIN_COVER:
+            score = 0.0
+        elif transform in ("identity", "scale") and min(covered) >= PROFILE_COVER:
             # what the profile alignment handles (small crops, borders, rescaling): its coarser tiles
             # judge the copies of sparse charts better, and it is the check the first evaluation tuned
             score = copy_score(a.image, b.image)
+        else:
+            score = _overlap_agreement(a, warped, inside)
         return Match(score, transform, inliers, share, covered)
     plain = copy_score(a.image, b.image)
     if plain >= GOOD_ENOUGH:

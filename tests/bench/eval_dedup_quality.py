@@ -285,9 +285,8 @@ def dedup_scores(images, scorer: Scorer, rule: Rule) -> dict:
         out[f"recall:{name}"] = float((labels[copies] == labels[originals]).mean()) if len(copies) else float("nan")
     # where the false pairs come from
     kind = np.array([im.kind for im in images])
-    stem = np.array([im.original_id[:-1] if templated(im) else im.original_id for im in images])
     false = predicted & ~truth
-    look_alike = (stem[:, None] == stem[None, :]) & np.array([templated(im) for im in images])[:, None]
+    look_alike = look_alike_matrix(images)
     distractor = (kind[:, None] == "distractor") | (kind[None, :] == "distractor")
     out["false:look-alike"] = int((false & look_alike).sum())
     out["false:distractor"] = int((false & distractor).sum())
@@ -298,6 +297,13 @@ def dedup_scores(images, scorer: Scorer, rule: Rule) -> dict:
 def templated(image: planted.PlantedImage) -> bool:
     """Drawn from a template in look-alike pairs (`...a`, `...b`): charts, and the second set's content."""
     return image.kind == "chart" or image.kind in planted_disc.CONTENT
+
+
+def look_alike_matrix(images: list[planted.PlantedImage]) -> np.ndarray:
+    """Pairs of images from one template's two drawings (`...a` and `...b`, copies included)."""
+    group = np.array([im.original_id for im in images])
+    stem = np.array([im.original_id[:-1] if templated(im) else im.original_id for im in images])
+    return (stem[:, None] == stem[None, :]) & (group[:, None] != group[None, :])
 
 
 def families(images: list[planted.PlantedImage]) -> list[str]:
@@ -385,12 +391,7 @@ def second_set(seed: int, per_kind: int, photos: int | None) -> list[planted.Pla
 def evaluate(title: str, images: list[planted.PlantedImage], sig: Signals, rules: list[Rule]) -> dict:
     counts = {k: sum(im.kind == k for im in images) for k in dict.fromkeys(im.kind for im in images)}
     n = len(images)
-    group = np.array([im.original_id for im in images])
-    upper = np.triu(np.ones((n, n), bool), 1)
-    stem = np.array([im.original_id[:-1] if templated(im) else im.original_id for im in images])
-    templated_rows = np.array([templated(im) for im in images])
-    look_alikes = int(((stem[:, None] == stem[None, :]) & (group[:, None] != group[None, :]) & templated_rows[:, None]
-                       & upper).sum())
+    look_alikes = int(np.triu(look_alike_matrix(images), 1).sum())
     print(f"\n=== {title}: {n} images ({', '.join(f'{v} {k}' for k, v in counts.items())}; {len(families(images))} "
           f"copies of each original); {len(planted.true_pairs(images))} true pairs, {look_alikes} same-template pairs")
     scorer = Scorer(images, sig)
