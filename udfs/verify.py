@@ -15,10 +15,10 @@ framed copy can score lower than such a look-alike. This check looks at the pixe
    score. The shared layout of a template matches, its other text and numbers do not, so the
    score of a look-alike stays well below a copy's (an overlay of text, an emoji or a logo costs
    a few tiles). A pair whose overlap covers less than MIN_COVER of both images scores 0;
-3. where the map is neither rotated nor mirrored and the overlap holds PROFILE_COVER of both
-   images, and where there are not enough features (flat or tiny images), the separable profile
-   alignment below (`copy_score`: crops of ~10% and borders; on the image and its mirror when
-   there are no features) decides instead.
+3. where the map is neither rotated nor mirrored, the separable profile alignment below
+   (`copy_score`: crops of ~10% and borders) scores the pair, and the overlap's tiles only add
+   what it cannot reach (an overlap of less than PROFILE_COVER of one image: a larger crop); where
+   there are not enough features (flat or tiny images) it decides alone, on the image and its mirror.
 
 Pure numpy, Pillow and OpenCV on one core: features ~5 ms per image view (once per image and
 task); a pair ~30 ms on average (matching, RANSAC, warps, and the tile or profile check), above
@@ -69,7 +69,7 @@ SURE_INLIERS = 60  # this many: the mirrored view is not tried
 MAX_SCALE = 6.0  # the map's singular values stay within [1/MAX_SCALE, MAX_SCALE] ...
 MAX_ASPECT = 2.5  # ... and their ratio (aspect change plus shear) below this
 MIN_COVER = 0.4  # the overlap must hold at least this share of one of the two images
-PROFILE_COVER = 0.8  # an unrotated, unmirrored pair overlapping this much of both: the profile check decides
+PROFILE_COVER = 0.8  # an unrotated, unmirrored pair overlapping this much of both: the profile check alone
 FINE_SIDE = 192  # the overlap is compared at this side ...
 FINE_GRID = 12  # ... in FINE_GRID x FINE_GRID tiles (16 pixels: a word, a number, a mark)
 SHIFT = 2
@@ -218,14 +218,15 @@ def verify(a: Prepared, b: Prepared) -> Match:
         _, mirrored, (matrix, inliers, share) = max(found, key=lambda f: f[0])
         transform = _transform_name(matrix, mirrored)
         warped, inside, covered = _overlap(a, b, matrix, mirrored)
-        if max(covered) < MIN_COVER:
-            score = 0.0
-        elif transform in ("identity", "scale") and min(covered) >= PROFILE_COVER:
-            # what the profile alignment handles (small crops, borders, rescaling): its coarser tiles
-            # judge the copies of sparse charts better, and it is the check the first evaluation tuned
+        if transform in ("identity", "scale"):
+            # What the profile alignment handles (small crops, borders, rescaling): its coarser tiles
+            # judge the copies of sparse charts better, and a map fitted to a few features of a small
+            # table can be off; the overlap's tiles add the larger crops it cannot reach.
             score = copy_score(a.image, b.image)
+            if min(covered) < PROFILE_COVER and max(covered) >= MIN_COVER:
+                score = max(score, _overlap_agreement(a, warped, inside))
         else:
-            score = _overlap_agreement(a, warped, inside)
+            score = _overlap_agreement(a, warped, inside) if max(covered) >= MIN_COVER else 0.0
         return Match(score, transform, inliers, share, covered)
     plain = copy_score(a.image, b.image)
     if plain >= GOOD_ENOUGH:
