@@ -75,7 +75,8 @@ def _flags(context: JobContext, report: StageReport, todo: DataFrame, samples: D
         items.select(F.explode("image_ids").alias("image_id")).distinct(), "image_id")
     images = samples.select(F.explode("image_ids").alias("image_id")).distinct()
 
-    pairs = phash_leaks(hashes.join(images, "image_id", "left_semi"), bench_images, settings.phash_radius)
+    pairs = phash_leaks(hashes.join(images, "image_id", "left_semi"), bench_images, settings.phash_radius,
+                        settings.phash_turns)
     if not bench_images.isEmpty():
         train = lake.read(image_embeddings.CONTRACT).where(F.col("model_id") == model_id).join(images, "image_id", "left_semi")
         pairs = pairs.unionByName(sscd_leaks(train, bench_images, settings.sscd_low, context.tasks(settings.partitions)))

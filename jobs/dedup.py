@@ -40,9 +40,11 @@ def run(context: JobContext, report: StageReport) -> None:
     labels = lake.read(duplicate_components.CONTRACT)
     image_labels, text_labels = labels_of(labels, Component.IMAGE), labels_of(labels, Component.TEXT)
 
-    fresh = keep(images.transform(new_image_hashes, known, settings.trim_borders, context.run_id), "fresh_hashes")
+    fresh = keep(images.transform(new_image_hashes, known, settings.trim_borders, context.run_id, settings.phash_turns),
+                 "fresh_hashes")
     hashed = fresh.where(F.col("phash").isNotNull())
-    hashes = known.withColumn("is_new", F.lit(False)).unionByName(hashed.withColumn("is_new", F.lit(True)))
+    hashes = known.withColumn("is_new", F.lit(False)).unionByName(hashed.withColumn("is_new", F.lit(True)),
+                                                                   allowMissingColumns=True)
     new_texts = keep(samples.transform(texts_to_group, old_groups, text_labels), "new_texts")
     if fresh.isEmpty() and new_texts.isEmpty() and stale_policy(old_groups, settings).isEmpty():
         return  # no image without a pHash, no sample without a group, the same policy: no pair or group can change
@@ -74,7 +76,7 @@ def run(context: JobContext, report: StageReport) -> None:
         Batch(duplicate_groups.CONTRACT, groups, update_when=GROUP_CHANGED, update_set=every_column(duplicate_groups.CONTRACT)),
         Batch(duplicate_components.CONTRACT, relabelled, update_when="t.component <> s.component",
               update_set=every_column(duplicate_components.CONTRACT)),
-        Batch(image_hashes.CONTRACT, hashed, append=True),
+        Batch(image_hashes.CONTRACT, hashed.select(*image_hashes.SCHEMA.fieldNames()), append=True),
     )
     report.metrics.update({"regrouped_samples": groups.count(), "relabelled_images": changed_images.count(),
                            "relabelled_texts": changed_texts.count()})

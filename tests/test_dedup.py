@@ -43,8 +43,35 @@ def test_a_padded_copy_is_close_by_its_trimmed_phash():
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     assert phashes(jpeg(noise, 95))[1] is None  # nothing to trim: the plain hash stands for both
     plain = phash(jpeg(photo, 95))
-    padded_plain, padded_trimmed = phashes(jpeg(padded, 95))
+    padded_plain, padded_trimmed, _ = phashes(jpeg(padded, 95))
     assert hamming(plain, padded_trimmed) <= 6 < hamming(plain, padded_plain)
+
+
+def test_turned_and_mirrored_copies_are_pairs_by_the_turned_phashes(spark):
+    from jobs.ops.leaks import phash_leaks
+    from jobs.ops.signatures import hash_images
+
+    photos = {p.name: Image.open(io.BytesIO(p.data)).convert("RGB") for p in demo_sources.load_photos()}
+    cat, coffee = photos["chelsea"], photos["coffee"]
+    turns = {"rot90": cat.transpose(Image.Transpose.ROTATE_90), "mirror": cat.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+             "rot180": cat.transpose(Image.Transpose.ROTATE_180)}
+    data = {"cat": jpeg(cat, 90), "coffee": jpeg(coffee, 90), **{name: jpeg(turned, 80) for name, turned in turns.items()}}
+    images = spark.createDataFrame(list(data.items()), "image_id string, bytes binary")
+    plain = hash_images(images).withColumn("is_new", F.lit(True))
+    assert not [p for p in phash_pairs(plain, 6).collect() if "cat" in (p.left_id, p.right_id)]
+    # the turned images are new, the cat and the coffee are in the table already
+    known = plain.where(F.col("image_id").isin("cat", "coffee")).withColumn("is_new", F.lit(False))
+    new = hash_images(images.where(~F.col("image_id").isin("cat", "coffee")), turned=True).withColumn("is_new", F.lit(True))
+    found = {(p.left_id, p.right_id): p.evidence
+             for p in phash_pairs(known.unionByName(new, allowMissingColumns=True), 6).collect()}
+    assert {("cat", name) for name in turns} <= set(found)
+    assert "turned=mirror" in found[("cat", "mirror")] and "turned=rotate" in found[("cat", "rot90")]
+    assert not [pair for pair in found if "coffee" in pair]
+    # decontamination: the benchmark image is turned, the training copies are not
+    bench = images.where(F.col("image_id") == "cat").join(hash_images(images), "image_id")
+    train = hash_images(images.where(F.col("image_id") != "cat"))
+    leaks = {r.image_id for r in phash_leaks(train, bench, 6).collect()}
+    assert leaks == set(turns) and not {r.image_id for r in phash_leaks(train, bench, 6, turns=False).collect()}
 
 
 def test_text_normalisation_and_shingles():

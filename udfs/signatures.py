@@ -112,12 +112,10 @@ def _phash_of(image: Image.Image) -> int:
 # A mirror negates the DCT's odd horizontal frequencies, a transposition swaps the axes: the eight
 # mirror/rotation variants of an image's pHash come from its one DCT.
 _ODD = (-1.0) ** np.arange(HASH_SIZE)
+TURNS = ("rotate90", "rotate180", "rotate270", "mirror", "mirror+rotate90", "mirror+rotate180", "mirror+rotate270")
 
 
-def dihedral_phashes(data: bytes) -> list[int]:
-    """The pHashes of the image rotated by 0, 90, 180 and 270 degrees, then of its mirror likewise."""
-    with Image.open(io.BytesIO(data)) as image:
-        low = _low_frequencies(image)
+def _dihedral(low: np.ndarray) -> list[int]:
     mirrored = low * _ODD[None, :]
     variants = []
     for base in (low, mirrored):
@@ -128,39 +126,54 @@ def dihedral_phashes(data: bytes) -> list[int]:
     return variants
 
 
+def dihedral_phashes(data: bytes) -> list[int]:
+    """The pHashes of the image as it is and turned as TURNS names, in that order (exact: one DCT)."""
+    with Image.open(io.BytesIO(data)) as image:
+        return _dihedral(_low_frequencies(image))
+
+
 def phash(data: bytes, trim: bool = False) -> int:
     """The 64-bit pHash of an image as a signed int64 (Spark's bigint); `trim`: of the image without uniform borders."""
     with Image.open(io.BytesIO(data)) as image:
         return _phash_of(trim_uniform_border(image.convert("RGB")) if trim else image)
 
 
-def phashes(data: bytes, trim: bool = True) -> tuple[int, int | None]:
-    """(pHash, pHash without uniform borders or None when `trim` is off or the image has none).
+def phashes(data: bytes, trim: bool = True, turned: bool = False) -> tuple[int, int | None, list[int] | None]:
+    """(pHash, pHash without uniform borders or None when `trim` is off or the image has none,
+    the pHashes of the image turned as TURNS names or None unless `turned`).
 
-    Both, because trimming is not stable everywhere: a pale table background or a coloured title
-    bar can lose a line more or less in a recompressed copy, which moves the trimmed hash while the
-    plain one stays; a padded copy is the opposite case.
+    Both plain and trimmed, because trimming is not stable everywhere: a pale table background or a
+    coloured title bar can lose a line more or less in a recompressed copy, which moves the trimmed
+    hash while the plain one stays; a padded copy is the opposite case.
     """
     with Image.open(io.BytesIO(data)) as image:
         rgb = image.convert("RGB")
         trimmed = trim_uniform_border(rgb) if trim else rgb
-        return _phash_of(rgb), (_phash_of(trimmed) if trimmed is not rgb else None)
+        variants = _dihedral(_low_frequencies(rgb))
+        return variants[0], (_phash_of(trimmed) if trimmed is not rgb else None), (variants[1:] if turned else None)
 
 
 def hamming(a: int, b: int) -> int:
     return bin((a ^ b) & ((1 << 64) - 1)).count("1")
 
 
-def phash_frames(batches: Iterator[pd.Series], trim: bool = True) -> Iterator[pd.DataFrame]:
-    """Iterator pandas UDF body: image bytes -> (phash, phash_trimmed) (both null when the bytes do not decode)."""
+def phash_frames(batches: Iterator[pd.Series], trim: bool = True, turned: bool = False) -> Iterator[pd.DataFrame]:
+    """Iterator pandas UDF body: image bytes -> (phash, phash_trimmed[, phash_turned]), all null when
+    the bytes do not decode (udfs.signatures.phashes)."""
     for images in batches:
         found = []
         for data in images:
             try:
-                found.append(phashes(data, trim))
+                found.append(phashes(data, trim, turned))
             except (OSError, ValueError):
-                found.append((None, None))
-        yield pd.DataFrame(found, columns=["phash", "phash_trimmed"], dtype="Int64")
+                found.append((None, None, None))
+        frame = pd.DataFrame({
+            "phash": pd.array([f[0] for f in found], dtype="Int64"),
+            "phash_trimmed": pd.array([f[1] for f in found], dtype="Int64"),
+        })
+        if turned:
+            frame["phash_turned"] = pd.Series([f[2] for f in found], dtype=object)
+        yield frame
 
 
 def normalized_text(text: str) -> str:

@@ -31,8 +31,8 @@ The profile alignment (the fallback, `copy_score`):
    either image, is found; the likeliest alignments per axis are kept, and for each both images
    are resampled to the part they share, `CHECK_SIDE` pixels square;
 3. the shared part is cut into GRID x GRID tiles; a tile matches when its normalised correlation
-   (over the three colour channels, each centred: a block drawn yellow instead of blue differs)
-   with the other image's tile, shifted by up to `SHIFT` pixels, is >= `TILE_NCC` after a slight
+   (of luminance: a hue shift, a grayscale copy or a gamma curve keeps the shapes and moves the
+   colours, so colour is no evidence) with the other image's tile, shifted by up to `SHIFT` pixels, is >= `TILE_NCC` after a slight
    blur of both (so brightness, contrast, recompression, resampling and a pixel of misalignment
    do not matter). Tiles flat in both images carry no evidence and are not counted.
 
@@ -81,7 +81,7 @@ GOOD_ENOUGH = 0.97  # a score this high stops the search over alignments
 
 
 class Prepared:
-    """One decoded image ready for checks: RGB, uniform borders trimmed, at most WORK_SIDE on its
+    """One decoded image ready for checks: luminance, uniform borders trimmed, at most WORK_SIDE on its
     longest side; its features (and its mirror's) are computed on first use and kept."""
 
     def __init__(self, image: Image.Image):
@@ -97,20 +97,19 @@ class Prepared:
         if mirrored not in self._features:
             import cv2
 
-            gray = cv2.cvtColor(np.ascontiguousarray(self.view(mirrored)), cv2.COLOR_RGB2GRAY)
-            keypoints, descriptors = _orb().detectAndCompute(gray, None)
+            keypoints, descriptors = _orb().detectAndCompute(np.ascontiguousarray(self.view(mirrored)), None)
             self._features[mirrored] = (np.float32([k.pt for k in keypoints]).reshape(-1, 2), descriptors)
         return self._features[mirrored]
 
 
 def prepared(data: bytes) -> Prepared:
-    """Decoded, RGB, uniform borders trimmed, at most WORK_SIDE on its longest side."""
+    """Decoded, luminance, uniform borders trimmed, at most WORK_SIDE on its longest side."""
     with Image.open(io.BytesIO(data)) as image:
-        rgb = trim_uniform_border(image.convert("RGB"))
-    if max(rgb.size) > WORK_SIDE:
-        scale = WORK_SIDE / max(rgb.size)
-        rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.Resampling.BOX)
-    return Prepared(rgb)
+        gray = trim_uniform_border(image.convert("RGB")).convert("L")
+    if max(gray.size) > WORK_SIDE:
+        scale = WORK_SIDE / max(gray.size)
+        gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))), Image.Resampling.BOX)
+    return Prepared(gray)
 
 
 @functools.lru_cache(maxsize=1)
@@ -198,7 +197,7 @@ def _overlap_agreement(a: Prepared, warped: np.ndarray, inside: np.ndarray) -> f
 
     def fine(pixels: np.ndarray) -> np.ndarray:
         return _blurred(cv2.resize(np.ascontiguousarray(pixels[crop]), (FINE_SIDE, FINE_SIDE),
-                                   interpolation=cv2.INTER_AREA).astype(np.float32))
+                                   interpolation=cv2.INTER_AREA).astype(np.float32)[..., None])
 
     valid = cv2.resize(inside[crop].astype(np.float32), (FINE_SIDE, FINE_SIDE), interpolation=cv2.INTER_AREA)
     score, informative = tile_agreement(fine(a.pixels), fine(warped), FINE_GRID, valid=valid)
@@ -284,7 +283,8 @@ def _shared_intervals(a: np.ndarray, b: np.ndarray, keep: int) -> list[tuple[tup
 
 def _crop_square(image: Image.Image, xs, ys, side: int) -> np.ndarray:
     box = (xs[0] * image.width, ys[0] * image.height, xs[1] * image.width, ys[1] * image.height)
-    return _blurred(_square(image, side, box))
+    square = _square(image, side, box)
+    return _blurred(square if square.ndim == 3 else square[..., None])
 
 
 def alignments(a: Image.Image, b: Image.Image, side: int = CHECK_SIDE, keep: int = CANDIDATES):

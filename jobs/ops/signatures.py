@@ -9,17 +9,19 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from schemas.silver_samples import text_length
-from udfs.signatures import phash_frames, text_hash
+from udfs.signatures import TURNS, phash_frames, text_hash
 
 
-def hash_images(images: DataFrame, trim: bool = True) -> DataFrame:
-    """(image_id, phash, phash_trimmed) of (image_id, bytes) rows (udfs.signatures.phashes); phash null
-    when the bytes do not decode, phash_trimmed null unless `trim` and the image has a uniform border."""
+def hash_images(images: DataFrame, trim: bool = True, turned: bool = False) -> DataFrame:
+    """(image_id, phash, phash_trimmed[, phash_turned]) of (image_id, bytes) rows (udfs.signatures.phashes):
+    phash null when the bytes do not decode, phash_trimmed null unless `trim` and the image has a
+    uniform border; with `turned`, phash_turned: the pHashes of the image turned as TURNS names."""
 
     def hashes(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        return phash_frames(batches, trim)
+        return phash_frames(batches, trim, turned)
 
-    found = F.pandas_udf(hashes, "phash long, phash_trimmed long")(F.col("bytes"))
+    columns = "phash long, phash_trimmed long" + (", phash_turned array<long>" if turned else "")
+    found = F.pandas_udf(hashes, columns)(F.col("bytes"))
     return images.select("image_id", found.alias("found")).select("image_id", "found.*")
 
 
@@ -40,9 +42,10 @@ def instruction_texts(samples: DataFrame) -> DataFrame:
         "text_hash", F.pandas_udf(hashes, "string")(F.col("text")))
 
 
-def new_image_hashes(images: DataFrame, known: DataFrame, trim: bool, run_id: str) -> DataFrame:
-    """image_hashes rows (phash null: the image does not decode) of the images without one yet."""
-    return images.join(known, "image_id", "left_anti").transform(hash_images, trim).select(
+def new_image_hashes(images: DataFrame, known: DataFrame, trim: bool, run_id: str, turned: bool = False) -> DataFrame:
+    """image_hashes rows (phash null: the image does not decode) of the images without one yet, with
+    `turned` also their phash_turned (searched with, not stored)."""
+    return images.join(known, "image_id", "left_anti").transform(hash_images, trim, turned).select(
         "*", F.current_timestamp().alias("hashed_at"), F.lit(run_id).alias("run_id"))
 
 
@@ -59,14 +62,22 @@ def hash_columns(frame: DataFrame) -> list[str]:
 
 
 def phash_bands(hashes: DataFrame, radius: int) -> DataFrame:
-    """Each row once per pHash it has (`hash`: phash and, when present, phash_trimmed) and band
-    (`band`, `value`): hashes within `radius` bits share one of radius+1 bands.
+    """Each row once per pHash it has (`hash`: phash, phash_trimmed and, when the frame has
+    phash_turned, its turned variants, `turn` naming them, null for the others) and band (`band`,
+    `value`): hashes within `radius` bits share one of radius+1 bands.
 
     Bands are near-equal slices of the 64 bits: a narrow last band would have few values and put
     most pairs of the table into one candidate bucket.
     """
-    listed = F.array_distinct(F.array_compact(F.array(*hash_columns(hashes))))
-    variants = hashes.select("*", F.explode(listed).alias("hash"))
+    listed = F.array(*[F.struct(F.col(c).alias("hash"), F.lit(None).cast("string").alias("turn"))
+                       for c in hash_columns(hashes)])
+    if "phash_turned" in hashes.columns:
+        names = F.array(*map(F.lit, TURNS))
+        turned = F.transform("phash_turned", lambda h, i: F.struct(h.alias("hash"), names[i].alias("turn")))
+        listed = F.concat(listed, F.coalesce(turned, F.filter(listed, lambda _: F.lit(False))))
+    present = F.filter(listed, lambda v: v["hash"].isNotNull())
+    variants = hashes.select("*", F.explode(present).alias("variant")).select(
+        "*", F.col("variant.hash").alias("hash"), F.col("variant.turn").alias("turn")).drop("variant")
     values = [F.shiftrightunsigned("hash", start).bitwiseAND(F.lit((1 << width) - 1))
               for start, width in band_layout(radius)]
     return variants.select("*", F.posexplode(F.array(*values)).alias("band", "value"))

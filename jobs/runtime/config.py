@@ -253,6 +253,9 @@ class ImageMatchConf(StrictModel):
     sscd_band_low: float = Field(default=0.75, gt=0, le=1, description=(
         "SSCD pairs in [sscd_band_low, sscd_tau) match only when the pixel check agrees; >= sscd_tau: no band"))
     phash_verify: bool = Field(default=True, description="pHash pairs match only when the pixel check agrees")
+    phash_turns: bool = Field(default=True, description=(
+        "also search with the pHashes of the new (dedup) or benchmark (decontaminate) image rotated by "
+        "90/180/270 degrees and mirrored: turned and mirrored copies become candidates"))
     verify_min: float = Field(default=0.9, gt=0, le=1, description="pixel check: share of informative tiles that match")
     verify_neighbours: int = Field(default=8, ge=1, description=(
         "pixel check: only the pairs among an image's this many most similar candidates (per signal)"))

@@ -164,7 +164,7 @@ class Rule:
     sscd_trim: bool | None = None  # SSCD of trimmed images [embed.trim_borders]; None: as `trim`
     use_phash: bool = True
     use_sscd: bool = True
-    dihedral: bool = False  # pHash candidates also between an image's rotations/mirrors and the other image
+    dihedral: bool = False  # pHash candidates also between an image's rotations/mirror and the other image [phash_turns]
     verifier: str = "geometric"  # udfs.verify.verify, or "profile": its fallback alone (copy_score, the check before)
 
 
@@ -348,7 +348,7 @@ def configured_rule() -> Rule:
     return Rule(
         "configured (base.yaml)", phash_radius=dedup.phash_radius, sscd_tau=dedup.sscd_tau,
         band_low=dedup.sscd_band_low, phash_verify=dedup.phash_verify, verify_min=dedup.verify_min,
-        neighbours=dedup.verify_neighbours,
+        neighbours=dedup.verify_neighbours, dihedral=dedup.phash_turns,
         trim=dedup.trim_borders, sscd_trim=embed.trim_borders,
     )
 
@@ -365,8 +365,8 @@ def improved_rules() -> list[Rule]:
     configured = configured_rule()
     return [
         configured,
-        replace(configured, name="configured, profile check (before)", verifier="profile"),
-        replace(configured, name="configured + dihedral pHash", dihedral=True),
+        replace(configured, name="configured, no turned pHashes", dihedral=False),
+        replace(configured, name="configured, profile check (before)", verifier="profile", dihedral=False),
     ]
 
 
