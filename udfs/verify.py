@@ -95,8 +95,6 @@ class Prepared:
     def features(self, mirrored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """(keypoint coordinates (N, 2), ORB descriptors (N, 32) or None) of the image or its mirror."""
         if mirrored not in self._features:
-            import cv2
-
             keypoints, descriptors = _orb().detectAndCompute(np.ascontiguousarray(self.view(mirrored)), None)
             self._features[mirrored] = (np.float32([k.pt for k in keypoints]).reshape(-1, 2), descriptors)
         return self._features[mirrored]
