@@ -149,8 +149,9 @@ def phashes(data: bytes, trim: bool = True, turned: bool = False) -> tuple[int, 
     with Image.open(io.BytesIO(data)) as image:
         rgb = image.convert("RGB")
         trimmed = trim_uniform_border(rgb) if trim else rgb
-        variants = _dihedral(_low_frequencies(rgb))
-        return variants[0], (_phash_of(trimmed) if trimmed is not rgb else None), (variants[1:] if turned else None)
+        low = _low_frequencies(rgb)
+        return (_hash_bits(low), (_phash_of(trimmed) if trimmed is not rgb else None),
+                _dihedral(low)[1:] if turned else None)
 
 
 def hamming(a: int, b: int) -> int:

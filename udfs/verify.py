@@ -32,8 +32,8 @@ The profile alignment (the fallback, `copy_score`):
    are resampled to the part they share, `CHECK_SIDE` pixels square;
 3. the shared part is cut into GRID x GRID tiles; a tile matches when its normalised correlation
    (of luminance: a hue shift, a grayscale copy or a gamma curve keeps the shapes and moves the
-   colours, so colour is no evidence) with the other image's tile, shifted by up to `SHIFT` pixels, is >= `TILE_NCC` after a slight
-   blur of both (so brightness, contrast, recompression, resampling and a pixel of misalignment
+   colours, so colour is no evidence) with the other image's tile, shifted by up to `SHIFT`
+   pixels, is >= `TILE_NCC` after a slight blur of both (so brightness, contrast, recompression, resampling and a pixel of misalignment
    do not matter). Tiles flat in both images carry no evidence and are not counted.
 
 The score is the share of informative tiles that match under the best alignment: copies score
@@ -281,13 +281,12 @@ def _shared_intervals(a: np.ndarray, b: np.ndarray, keep: int) -> list[tuple[tup
 
 def _crop_square(image: Image.Image, xs, ys, side: int) -> np.ndarray:
     box = (xs[0] * image.width, ys[0] * image.height, xs[1] * image.width, ys[1] * image.height)
-    square = _square(image, side, box)
-    return _blurred(square if square.ndim == 3 else square[..., None])
+    return _blurred(_square(image, side, box)[..., None])
 
 
 def alignments(a: Image.Image, b: Image.Image, side: int = CHECK_SIDE, keep: int = CANDIDATES):
     """Candidate alignments: (a's shared part, b's) resampled to side x side, likeliest first."""
-    sa, sb = _square(a.convert("L"), PROFILE_SIDE), _square(b.convert("L"), PROFILE_SIDE)
+    sa, sb = _square(a, PROFILE_SIDE), _square(b, PROFILE_SIDE)
     (ca, ra), (cb, rb) = _profiles(sa), _profiles(sb)
     for ax, bx in _shared_intervals(ca, cb, keep):
         for ay, by in _shared_intervals(ra, rb, keep):

@@ -23,7 +23,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.ops.pairs import verified_pairs
-from jobs.ops.signatures import hash_columns, hash_distance, hash_images, instruction, phash_bands
+from jobs.ops.signatures import (closest_hashes, hash_columns, hash_distance, hash_evidence, hash_images, instruction,
+                                 phash_bands)
 from jobs.runtime.config import DecontaminateConf
 from schemas import contamination
 from schemas.contamination import Kind
@@ -91,20 +92,16 @@ def phash_leaks(train: DataFrame, bench: DataFrame, radius: int, turns: bool = T
     distance; plain and trimmed pHashes, and with `turns` the benchmark image's rotations and mirror
     (hashed from its bytes: benchmark images are few), the closest counts)."""
     left = phash_bands(train.select("image_id", *hash_columns(train)), radius).alias("l")
-    bench = bench.select(F.col("image_id").alias("bench_image_id"), *hash_columns(bench), *(["bytes"] if turns else []))
     if turns:
-        turned = hash_images(bench.select(F.col("bench_image_id").alias("image_id"), "bytes"), trim=False, turned=True)
-        bench = bench.join(turned.select(F.col("image_id").alias("bench_image_id"), "phash_turned"), "bench_image_id")
-    right = phash_bands(bench.drop("bytes"), radius).alias("r")
-    joined = left.join(F.broadcast(right), ["band", "value"]).select(
-        "image_id", "bench_image_id", hash_distance("l", "r").alias("distance"),
-        F.coalesce("r.turn", F.lit("")).alias("turn"),
-    ).where(F.col("distance") <= radius).groupBy("image_id", "bench_image_id").agg(
-        F.min(F.struct("distance", "turn")).alias("best")).select("image_id", "bench_image_id", "best.*")
-    evidence = F.when(F.col("turn") == "", F.format_string("phash hamming=%d", "distance")).otherwise(
-        F.format_string("phash hamming=%d turned=%s", "distance", "turn"))
-    return joined.select(F.lit(Signal.PHASH).alias("kind"), "image_id", "bench_image_id",
-                         (1 - F.col("distance") / 64).alias("similarity"), evidence.alias("evidence"))
+        turned = hash_images(bench.select("image_id", "bytes"), trim=False, turned=True)
+        bench = bench.join(turned.select("image_id", "phash_turned"), "image_id")
+    right = phash_bands(bench.select(F.col("image_id").alias("bench_image_id"), *hash_columns(bench, turned=True)),
+                        radius).alias("r")
+    matches = left.join(F.broadcast(right), ["band", "value"]).select(
+        "image_id", "bench_image_id", hash_distance("l", "r").alias("distance"), F.col("r.turn").alias("turn"))
+    return closest_hashes(matches, ["image_id", "bench_image_id"], radius).select(
+        F.lit(Signal.PHASH).alias("kind"), "image_id", "bench_image_id", (1 - F.col("distance") / 64).alias("similarity"),
+        hash_evidence("phash ").alias("evidence"))
 
 
 def verified_leaks(pairs: DataFrame, train_images: DataFrame, bench_images: DataFrame, settings: DecontaminateConf,

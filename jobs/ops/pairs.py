@@ -27,7 +27,7 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.ops.signatures import hash_columns, hash_distance, phash_bands
+from jobs.ops.signatures import closest_hashes, hash_columns, hash_distance, hash_evidence, phash_bands
 from jobs.runtime.config import DedupConf, ImageMatchConf
 from schemas.duplicate_pairs import Kind
 from udfs.signatures import shingles
@@ -51,23 +51,15 @@ def phash_pairs(hashes: DataFrame, radius: int) -> DataFrame:
     """Pairs within `radius` bits (the closest of their plain and trimmed pHashes, and of the new
     side's turned ones when `hashes` has phash_turned) with at least one new side (`is_new`): the new
     images' bands joined to everyone's, then the exact distance. A turned match names its turn."""
-    plain = hash_columns(hashes)
-    turned = ["phash_turned"] if "phash_turned" in hashes.columns else []
-    new = phash_bands(hashes.where("is_new").select("image_id", *plain, *turned, "is_new"), radius).alias("l")
-    every = phash_bands(hashes.select("image_id", *plain, "is_new"), radius).alias("r")
+    new = phash_bands(hashes.where("is_new").select("image_id", *hash_columns(hashes, turned=True), "is_new"), radius)
+    every = phash_bands(hashes.select("image_id", *hash_columns(hashes), "is_new"), radius)
+    new, every = new.alias("l"), every.alias("r")
     once = (F.col("l.image_id") != F.col("r.image_id")) & (~F.col("r.is_new") | (F.col("l.image_id") < F.col("r.image_id")))
-    candidates = (
-        new.join(every, (F.col("l.band") == F.col("r.band")) & (F.col("l.value") == F.col("r.value")))
-        .where(once)
-        .select(F.least("l.image_id", "r.image_id").alias("a"), F.greatest("l.image_id", "r.image_id").alias("b"),
-                hash_distance("l", "r").alias("distance"), F.coalesce("l.turn", F.lit("")).alias("turn"))
-        .where(F.col("distance") <= radius)  # before the aggregation: Spark cannot move it there itself
-        .groupBy("a", "b").agg(F.min(F.struct("distance", "turn")).alias("best"))  # ties: unturned first
-        .select("a", "b", "best.*")
-    )
-    evidence = F.when(F.col("turn") == "", F.format_string("hamming=%d", "distance")).otherwise(
-        F.format_string("hamming=%d turned=%s", "distance", "turn"))
-    return candidates.select(*ordered_pair(Kind.PHASH, F.col("a"), F.col("b"), 1 - F.col("distance") / 64, evidence))
+    matches = new.join(every, (F.col("l.band") == F.col("r.band")) & (F.col("l.value") == F.col("r.value"))).where(once).select(
+        F.least("l.image_id", "r.image_id").alias("a"), F.greatest("l.image_id", "r.image_id").alias("b"),
+        hash_distance("l", "r").alias("distance"), F.col("l.turn").alias("turn"))
+    return closest_hashes(matches, ["a", "b"], radius).select(
+        *ordered_pair(Kind.PHASH, F.col("a"), F.col("b"), 1 - F.col("distance") / 64, hash_evidence()))
 
 
 def sscd_buckets(vectors: DataFrame, buckets: int, seed: int = 7) -> np.ndarray:

@@ -56,20 +56,20 @@ def band_layout(radius: int) -> list[tuple[int, int]]:
     return [(sum(widths[:b]), width) for b, width in enumerate(widths)]
 
 
-def hash_columns(frame: DataFrame) -> list[str]:
-    """The pHash columns `frame` has: phash, and phash_trimmed when present."""
-    return [c for c in ("phash", "phash_trimmed") if c in frame.columns]
+def hash_columns(frame: DataFrame, turned: bool = False) -> list[str]:
+    """The pHash columns `frame` has: phash, and phash_trimmed (and with `turned`, phash_turned) when present."""
+    return [c for c in ("phash", "phash_trimmed", *(["phash_turned"] if turned else [])) if c in frame.columns]
 
 
 def phash_bands(hashes: DataFrame, radius: int) -> DataFrame:
     """Each row once per pHash it has (`hash`: phash, phash_trimmed and, when the frame has
-    phash_turned, its turned variants, `turn` naming them, null for the others) and band (`band`,
+    phash_turned, its turned variants, `turn` naming them, "" for the others) and band (`band`,
     `value`): hashes within `radius` bits share one of radius+1 bands.
 
     Bands are near-equal slices of the 64 bits: a narrow last band would have few values and put
     most pairs of the table into one candidate bucket.
     """
-    listed = F.array(*[F.struct(F.col(c).alias("hash"), F.lit(None).cast("string").alias("turn"))
+    listed = F.array(*[F.struct(F.col(c).alias("hash"), F.lit("").alias("turn"))
                        for c in hash_columns(hashes)])
     if "phash_turned" in hashes.columns:
         names = F.array(*map(F.lit, TURNS))
@@ -86,3 +86,17 @@ def phash_bands(hashes: DataFrame, radius: int) -> DataFrame:
 def hash_distance(left: str, right: str):
     """Hamming distance between the `hash` columns of two aliased sides of a band join."""
     return F.bit_count(F.col(f"{left}.hash").bitwiseXOR(F.col(f"{right}.hash")))
+
+
+def closest_hashes(matches: DataFrame, keys: list[str], radius: int) -> DataFrame:
+    """(*keys, distance, turn): per pair, the closest of its band matches within `radius` bits;
+    between equally close ones the unturned ("" sorts first)."""
+    # the radius filter goes before the aggregation: Spark cannot move it there itself
+    best = matches.where(F.col("distance") <= radius).groupBy(*keys).agg(F.min(F.struct("distance", "turn")).alias("best"))
+    return best.select(*keys, "best.*")
+
+
+def hash_evidence(prefix: str = "") -> Column:
+    """`hamming=3`, or `hamming=3 turned=mirror` when a turned pHash matched, after `prefix`."""
+    return F.when(F.col("turn") == "", F.format_string(f"{prefix}hamming=%d", "distance")).otherwise(
+        F.format_string(f"{prefix}hamming=%d turned=%s", "distance", "turn"))
