@@ -41,6 +41,18 @@ def attach(spark, warehouse: Path, prefix: str) -> None:
 COMMIT_ROWS = 2
 
 
+def settled_count(judge: LocalOpenAIServer, quiet_s: float = 1.0) -> int:
+    """The judge's request count once no request of the killed process is still being read: a request
+    sent just before the kill can reach the server's handler thread after it, and would otherwise be
+    counted against the resumed run."""
+    count, since = len(judge.requests), time.monotonic()
+    while time.monotonic() - since < quiet_s or judge.in_flight:
+        time.sleep(0.05)
+        if len(judge.requests) != count:
+            count, since = len(judge.requests), time.monotonic()
+    return count
+
+
 def test_a_killed_run_loses_at_most_one_commit_and_regenerates_nothing(spark, base_overrides, tmp_path, capsys):
     """`rate` in a separate process on its own lake, killed (SIGKILL) while the commit after its first
     one waits on the judge; the CLI in this process finishes, in one commit. The judge's requests
@@ -64,7 +76,7 @@ def test_a_killed_run_loses_at_most_one_commit_and_regenerates_nothing(spark, ba
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
         stored = committed_rows(store)
-        killed_requests = len(judge.requests)
+        killed_requests = settled_count(judge)
         assert first.returncode == -signal.SIGKILL and 1 <= stored < TURNS
         attach(spark, lake / "warehouse", "resumed_")
         capsys.readouterr()
