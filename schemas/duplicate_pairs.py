@@ -25,6 +25,10 @@ SCHEMA = StructType(
         StructField("right_id", StringType(), False),
         StructField("similarity", DoubleType(), False),  # 1 - hamming/64, cosine, or Jaccard
         StructField("evidence", StringType(), False),
+        # the pixel check's verdict (udfs/verify.py) where the pair needed one; null for certain pairs and texts
+        StructField("check", DoubleType(), True),  # share of textured pixels that agree outside overlays
+        StructField("transform", StringType(), True),  # the map found: identity, mirror+rotate90, rotate7+scale, ...
+        StructField("inlier_share", DoubleType(), True),  # RANSAC inliers / ratio-test feature matches
         StructField("found_at", TimestampType(), False),
         StructField("run_id", StringType(), False),
     ]
@@ -38,6 +42,8 @@ CHECKS = {
         .when(F.col("kind") == Kind.SSCD, min(settings.sscd_tau, settings.sscd_band_low))
         .otherwise(settings.text_jaccard)
     ),
+    # a pair that needed the pixel check passed it
+    "check_verified": lambda settings: F.col("check").isNull() | (F.col("check") >= settings.verify_min),
 }
 
 
@@ -47,6 +53,8 @@ def expectations(settings) -> list:
         *suites.standard(SCHEMA, KEYS),
         suites.in_set("kind", list(Kind)),
         suites.between("similarity", 0.0, 1.0 + 1e-6),
+        suites.between("check", 0.0, 1.0),
+        suites.between("inlier_share", 0.0, 1.0),
         *suites.all_true(*CHECKS),
     ]
 
@@ -57,7 +65,9 @@ CONTRACT = TableContract(
     schema=SCHEMA,
     keys=KEYS,
     partition_by=("kind",),
-    description="Near-duplicate pairs with their similarity: pHash and SSCD between images, MinHash between texts.",
+    version=2,  # 2: check, transform, inlier_share
+    description="Near-duplicate pairs with their similarity: pHash and SSCD between images, MinHash between texts; "
+                "image pairs with the pixel check's score and the map it found.",
     settings="dedup",
     expectations=expectations,
     checks=CHECKS,

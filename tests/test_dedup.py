@@ -285,8 +285,10 @@ def test_uncertain_pairs_are_kept_only_when_the_pixel_check_agrees(spark, tmp_pa
     assert counts["candidates"] == 0  # nothing is uncertain: SSCD >= 0.3 is certain, pHash unchecked
     checked = DedupConf(sscd_tau=1.0, sscd_band_low=0.3, phash_radius=20, phash_verify=True)
     pairs, counts = image_pairs(hashes, vectors, images, checked, keep(spark, tmp_path / "checked"))
-    found = {(r.kind, r.left_id, r.right_id): r.evidence for r in pairs.collect()}
-    assert ("sscd", "a", "copy") in found and "check=" in found[("sscd", "a", "copy")]
+    found = {(r.kind, r.left_id, r.right_id): r for r in pairs.collect()}
+    copy = found[("sscd", "a", "copy")]
+    assert "check=" in copy.evidence and copy.check >= checked.verify_min and 0 < copy.inlier_share <= 1
+    assert copy.transform in ("identity", "scale")  # a crop and a border: neither turned nor mirrored
     assert ("a", "b") not in {(left, right) for _, left, right in found}  # the look-alike fails the check
     # every candidate (three images: at most two per image) is checked; what passed is what was kept
     assert counts["candidates"] == counts["checked"] >= 3

@@ -11,11 +11,13 @@ The full benchmark with per-transformation numbers is tests/bench/eval_dedup_qua
 
 import pytest
 
+from jobs.runtime.config import DedupConf
 from tests.bench import eval_dedup_quality as bench
 from udfs import planted
 
 PHOTOS = ["chelsea", "coffee", "china"]
 CHART_PAIRS = 3
+VERIFY_MIN = DedupConf().verify_min
 
 
 @pytest.fixture(scope="module")
@@ -76,37 +78,64 @@ def test_pixel_check_accepts_a_cropped_copy_and_rejects_a_look_alike_chart():
 
     (_, a), (_, b) = planted.render_charts(1, seed=5)
     cropped = planted.transformed(a, "crop+border", random.Random(1))
-    assert verify_bytes(a, cropped).score >= 0.9
-    assert verify_bytes(a, b).score < 0.9
+    assert verify_bytes(a, cropped).score >= VERIFY_MIN
+    assert verify_bytes(a, b).score < VERIFY_MIN
 
 
-@pytest.mark.parametrize("family", ["mirror", "rotate90", "rotate_small", "rotate_large", "framed", "crop",
-                                    "mirror+crop+jpeg", "overlay_logo"])
-def test_geometric_check_accepts_mirrored_rotated_framed_and_cropped_copies(family):
-    """Real photos (the demo packages') and a rendered receipt, each edited by one DISC21 family."""
+@pytest.fixture(scope="module")
+def drawn():
+    """Real photos (the demo packages') and one template of every rendered content kind, drawn twice."""
+    from udfs import demo_sources, planted_disc
+
+    photos = [p.data for p in demo_sources.load_photos()[:2]]
+    return photos, dict((i, d) for i, _, d in planted_disc.render_templates(1, seed=3))
+
+
+@pytest.mark.parametrize("family", list(__import__("udfs.planted_disc", fromlist=["FAMILIES"]).FAMILIES))
+def test_the_verifier_accepts_copies_of_every_edit_family(drawn, family):
+    """Each DISC21 edit family on two photos and three rendered pages: at least four of the five
+    copies pass (tests/bench/eval_dedup_quality.py measures the rates), and the map found is the edit's."""
     import random
 
-    from udfs import demo_sources, planted_disc
-    from udfs.verify import verify_bytes
-
-    photos = [p.data for p in demo_sources.load_photos()[:3]]
-    receipt = dict((i, d) for i, _, d in planted_disc.render_templates(1, seed=3))["receipt-0a"]
-    edit, fmt = planted_disc.FAMILIES[family]
-    # A receipt framed at half size keeps too few features at WORK_SIDE (a known gap, see the issue-11 note).
-    for k, original in enumerate(photos if family == "framed" else [*photos, receipt]):
-        copy = planted.encode(edit(planted.decode(original), random.Random(f"{family}-{k}")), fmt, 75)
-        match = verify_bytes(original, copy)
-        assert match.score >= 0.8, (family, k, match)
-        if family.startswith("mirror"):
-            assert match.transform.startswith("mirror"), match
-        if family == "rotate90":
-            assert "rotate90" in match.transform or "rotate270" in match.transform, match
-
-
-def test_geometric_check_refuses_one_template_with_other_text():
     from udfs import planted_disc
     from udfs.verify import verify_bytes
 
-    drawn = dict((i, d) for i, _, d in planted_disc.render_templates(1, seed=3))
-    for kind in ("receipt", "document", "map"):
-        assert verify_bytes(drawn[f"{kind}-0a"], drawn[f"{kind}-0b"]).score < 0.8, kind
+    photos, pages = drawn
+    edit, fmt = planted_disc.FAMILIES[family]
+    originals = [*photos, pages["document-0a"], pages["receipt-0a"], pages["diagram-0a"]]
+    matches = []
+    for k, original in enumerate(originals):
+        copy = planted.encode(edit(planted.decode(original), random.Random(f"{family}-{k}")), fmt, 75)
+        matches.append(verify_bytes(original, copy))
+    passed = [m for m in matches if m.score >= VERIFY_MIN]
+    assert len(passed) >= len(originals) - 1, (family, matches)
+    if family.startswith("mirror"):
+        assert all(m.transform.startswith("mirror") for m in passed), matches
+    if family.startswith("rotate90"):  # a quarter turn either way (the map of a stretched copy is a few degrees off)
+        assert all(min(abs(rotation(m) - 90), abs(rotation(m) - 270)) <= 5 for m in passed), matches
+    if family == "rotate180":
+        assert all(abs(rotation(m) - 180) <= 5 for m in passed), matches
+
+
+def rotation(match) -> int:
+    import re
+
+    found = re.search(r"rotate(\d+)", match.transform)
+    return int(found.group(1)) if found else 0
+
+
+@pytest.mark.parametrize("family", ["original", "mirror", "rotate90", "framed", "overlay_logo", "blur", "crop"])
+def test_the_verifier_refuses_one_template_with_other_text(drawn, family):
+    """Two drawings of one template (same layout, other words and numbers), the second also edited:
+    never a copy, for any kind of page."""
+    import random
+
+    from udfs import planted_disc
+    from udfs.verify import verify_bytes
+
+    _, pages = drawn
+    edit, fmt = planted_disc.FAMILIES.get(family, (lambda image, rng: image, "PNG"))
+    for kind in planted_disc.CONTENT:
+        other = planted.encode(edit(planted.decode(pages[f"{kind}-0b"]), random.Random(f"{family}-{kind}")), fmt, 75)
+        match = verify_bytes(pages[f"{kind}-0a"], other)
+        assert match.score < VERIFY_MIN, (kind, family, match)

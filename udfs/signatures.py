@@ -72,9 +72,13 @@ def border_box(image: Image.Image, tolerance: int = TRIM_TOLERANCE, fraction: fl
 
             if not uniform(lines[0]):
                 continue
-            flags = uniform(lines)
-            count = len(flags) if flags.all() else int(np.argmin(flags))
-            count = min(count, len(flags) - 1)
+            count = 0  # uniform lines from the outside in, a block at a time: borders are thin
+            while count < len(lines):
+                flags = uniform(lines[count:count + 16])
+                count += len(flags) if flags.all() else int(np.argmin(flags))
+                if not flags.all():
+                    break
+            count = min(count, len(lines) - 1)
             box[side] += count if side < 2 else -count
             changed = True
         if not changed:

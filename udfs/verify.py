@@ -1,47 +1,37 @@
-"""A precise second check for candidate near-duplicate pairs: find the geometry that maps one
-picture onto the other, then compare what they show where they overlap, tile by tile.
+"""A precise second check for candidate near-duplicate pairs: find the geometry that maps one picture
+onto the other, then look for differences that no overlay explains.
 
-SSCD cosine and pHash distance are global summaries: two receipts, forms or charts drawn from
-one template with other text or data look alike to both, while a mirrored, rotated, cropped or
-framed copy can score lower than such a look-alike. This check looks at the pixels of one pair:
+SSCD cosine and pHash distance are global summaries: two receipts, forms or diagrams drawn from one
+template with other text look alike to both, while a mirrored, rotated, cropped or framed copy can
+score lower than such a look-alike. This check looks at the pixels of one pair:
 
-1. geometry (`verify`): ORB features of both images (borders trimmed, at most WORK_SIDE), matched
-   with Lowe's ratio test, and an affine map (rotation at any angle, scale, aspect, translation)
-   fitted by RANSAC (OpenCV); tried on the second image as it is and mirrored, the map with the
-   most inliers wins. The second image is warped onto the first; `covered` is the share of each
+1. geometry: ORB features of both images (uniform borders trimmed, longest side scaled to
+   WORK_SIDE), matched with Lowe's ratio test, and an affine map (rotation at any angle, scale,
+   aspect, shear within bounds, translation) fitted by RANSAC (OpenCV); tried on the second image
+   as it is and mirrored, the map with the most inliers wins (a map of few inliers must hold a fair
+   share of the matches: repeated rows or grids give chance maps). `covered` is the share of each
    image inside the overlap (a crop covers part of its original, a framed copy part of its frame);
-2. content: over the overlap, GRID x GRID tiles of both (FINE_SIDE pixels) are compared by
-   normalised correlation (`tile_agreement`): the share of informative tiles that agree is the
-   score. The shared layout of a template matches, its other text and numbers do not, so the
-   score of a look-alike stays well below a copy's (an overlay of text, an emoji or a logo costs
-   a few tiles). A pair whose overlap covers less than MIN_COVER of both images scores 0;
-3. where the map is neither rotated nor mirrored, the separable profile alignment below
-   (`copy_score`: crops of ~10% and borders) scores the pair, and the overlap's tiles only add
-   what it cannot reach (an overlap of less than PROFILE_COVER of one image: a larger crop); where
-   there are not enough features (flat or tiny images) it decides alone, on the image and its mirror.
+   an overlap holding less than MIN_COVER of both images, or less than MIN_SHARED of either, scores 0.
+2. a common frame: the overlap, resampled so that neither image is magnified (a framed copy shown
+   at half size is compared at its own resolution) and at most WORK_SIDE; the sharper image is
+   blurred until both carry as much fine detail (a blurred or noisy copy is compared at its own
+   level of detail).
+3. differences: per pixel, the local correlation of the two images over a WINDOW x WINDOW window
+   (the best of one-pixel shifts); where either is textured (local contrast >= TEXTURE grey levels),
+   a pixel differs when the correlation is below MATCH_CORRELATION or one side is flat where the
+   other is not. Correlation ignores brightness, contrast, gamma, hue and grayscale changes.
+   Differing pixels are grown by GROW of the frame into regions: an overlay (a caption, a logo,
+   emoji) is one to a few compact regions; two drawings of one template with other text differ in
+   many places (every field, label, line item). Up to OVERLAYS compact regions (each within
+   OVERLAY_BOX of the frame) are explained as overlays; any other region holding at least
+   MIN_REGION of the frame's pixels is a difference. When differences remain, the map is refined
+   once by ECC (an affine map fitted to a dozen features can be off by pixels at the far side of a
+   page) and the better comparison counts.
 
-Pure numpy, Pillow and OpenCV on one core: features ~5 ms per image view (once per image and
-task); a pair ~30 ms on average (matching, RANSAC, warps, and the tile or profile check), above
-the 10 ms the design asks for.
-
-The profile alignment (the fallback, `copy_score`):
-1. both images lose their uniform borders (udfs.signatures.trim_uniform_border);
-2. alignment, per axis and separably: the column (row) profiles of the luminance's horizontal
-   (vertical) gradient are matched at zooms 1.00-1.12, so a crop of up to ~10% per axis, on
-   either image, is found; the likeliest alignments per axis are kept, and for each both images
-   are resampled to the part they share, `CHECK_SIDE` pixels square;
-3. the shared part is cut into GRID x GRID tiles; a tile matches when its normalised correlation
-   (of luminance: a hue shift, a grayscale copy or a gamma curve keeps the shapes and moves the
-   colours, so colour is no evidence) with the other image's tile, shifted by up to `SHIFT`
-   pixels, is >= `TILE_NCC` after a slight blur of both (so brightness, contrast, recompression, resampling and a pixel of misalignment
-   do not matter). Tiles flat in both images carry no evidence and are not counted.
-
-The score is the share of informative tiles that match under the best alignment: copies score
-~1 (a caption or watermark costs a few tiles), look-alike charts lose the tiles where their data
-differ. Pure numpy and Pillow; a pair costs ~5 ms when the likeliest alignment settles it, up to
-~40 ms when all CANDIDATES**2 are tried (one 2020s CPU core), plus ~10 ms to prepare each image.
-Limits: a caption over a sparse chart can cover most of its informative tiles; tables drawn from
-one template with different numbers agree at this resolution (see tests/bench/eval_dedup_quality.py).
+The score is the share of textured pixels outside the explained overlays that agree, and 0 when a
+difference remains: a copy under any global edit scores ~1; a look-alike is refused by where it
+differs, not by how much. `verify` is pure OpenCV and numpy on one core, see
+tests/bench/bench_dedup_speed.py for its cost per pair.
 """
 
 from __future__ import annotations
@@ -51,93 +41,112 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 from udfs.signatures import trim_uniform_border
 
-CHECK_SIDE = 128  # the shared part is compared at this side
-PROFILE_SIDE = 96  # alignment works on profiles of this length
-WORK_SIDE = 320  # prepared images keep at most this side (detail enough for features and FINE_SIDE)
-GRID = 8
-FEATURES = 500  # ORB keypoints per image
+WORK_SIDE = 640  # prepared images have this longest side (detail enough for the text of a page)
+MIN_WORK_SIDE = 640  # smaller images are enlarged to this side: ORB needs room for its patches
+FEATURES = 500  # ORB keypoints per image view
 FAST_THRESHOLD = 10  # ORB's corner threshold: low, so documents and charts get features too
-RATIO = 0.8  # Lowe's ratio test
-RANSAC_PIXELS = 4.0  # reprojection error of an inlier, at WORK_SIDE
-MIN_INLIERS = 12  # fewer: no geometry found, the profile alignment decides
+RATIO = 0.85  # Lowe's ratio test
+RANSAC_PIXELS = 6.0  # reprojection error of an inlier, at WORK_SIDE
+MIN_INLIERS = 8  # fewer: no geometry found, the pair scores 0 ...
+CONFIDENT_INLIERS = 20  # ... and a map with fewer inliers than this needs MIN_INLIER_SHARE of the matches:
+MIN_INLIER_SHARE = 0.12  # repeated structure (list rows, street grids) gives chance maps of a few inliers
 SURE_INLIERS = 60  # this many: the mirrored view is not tried
 MAX_SCALE = 6.0  # the map's singular values stay within [1/MAX_SCALE, MAX_SCALE] ...
 MAX_ASPECT = 2.5  # ... and their ratio (aspect change plus shear) below this
-MIN_COVER = 0.4  # the overlap must hold at least this share of one of the two images
-PROFILE_COVER = 0.8  # an unrotated, unmirrored pair overlapping this much of both: the profile check alone
-FINE_SIDE = 192  # the overlap is compared at this side ...
-FINE_GRID = 12  # ... in FINE_GRID x FINE_GRID tiles (16 pixels: a word, a number, a mark)
-SHIFT = 2
-TILE_NCC = 0.7
-FLAT = 3.0  # grey levels: a tile whose std is below this in both images is uninformative
-ZOOMS = np.round(np.arange(1.0, 1.1201, 0.01), 3)
-CANDIDATES = 3  # alignments kept per axis; the pair's score is the best of CANDIDATES**2
-GOOD_ENOUGH = 0.97  # a score this high stops the search over alignments
+MIN_COVER = 0.4  # the overlap must hold at least this share of one of the two images ...
+MIN_SHARED = 0.2  # ... and this share of the other (a framed copy shows its original in a quarter of the frame)
+COMPARE_SIDE = 640  # the common frame's longest side at most
+WINDOW = 9  # pixels: the local correlation's window
+TEXTURE = 8.0  # grey levels of local standard deviation: less is flat, no evidence either way
+MATCH_CORRELATION = 0.5  # local correlation at least this: the pixel agrees
+FLAT_RATIO = 0.25  # one side's contrast below this share of the other's: one is flat there, they differ
+EDGE = 0.015  # of the frame's side along the overlap's edges is not compared
+GROW = 0.01  # differing pixels within this share of the frame's side form one region
+MIN_REGION = 0.0005  # a region with fewer differing pixels than this share of the frame is noise
+OVERLAYS = 3  # compact regions explained as overlays (a caption, a logo, emoji) ...
+OVERLAY_BOX = 0.1  # ... each within a box of at most this share of the frame
+BLUR_SIGMAS = (0.7, 1.2, 2.0, 3.2)  # tried in turn to match the blurrier image's detail
+ECC_ITERATIONS = 30
+
+
+@functools.lru_cache(maxsize=1)
+def _cv2():
+    import cv2
+
+    cv2.setNumThreads(1)  # one Spark task per core
+    return cv2
+
+
+@functools.lru_cache(maxsize=1)
+def _orb():
+    return _cv2().ORB_create(nfeatures=FEATURES, fastThreshold=FAST_THRESHOLD)
 
 
 class Prepared:
-    """One decoded image ready for checks: luminance, uniform borders trimmed, at most WORK_SIDE on its
-    longest side; its features (and its mirror's) are computed on first use and kept."""
+    """One decoded image ready for checks: luminance, uniform borders trimmed, longest side WORK_SIDE
+    (MIN_WORK_SIDE for small images); its features (and its mirror's) are computed on first use and kept."""
 
-    def __init__(self, image: Image.Image):
-        self.image = image
-        self.pixels = np.asarray(image)
+    def __init__(self, pixels: np.ndarray):
+        self.pixels = pixels
         self._features: dict[bool, tuple[np.ndarray, np.ndarray | None]] = {}
 
     def view(self, mirrored: bool) -> np.ndarray:
-        return self.pixels[:, ::-1] if mirrored else self.pixels
+        return np.ascontiguousarray(self.pixels[:, ::-1]) if mirrored else self.pixels
 
     def features(self, mirrored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """(keypoint coordinates (N, 2), ORB descriptors (N, 32) or None) of the image or its mirror."""
         if mirrored not in self._features:
-            keypoints, descriptors = _orb().detectAndCompute(np.ascontiguousarray(self.view(mirrored)), None)
+            keypoints, descriptors = _orb().detectAndCompute(self.view(mirrored), None)
             self._features[mirrored] = (np.float32([k.pt for k in keypoints]).reshape(-1, 2), descriptors)
         return self._features[mirrored]
 
 
 def prepared(data: bytes) -> Prepared:
-    """Decoded, luminance, uniform borders trimmed, at most WORK_SIDE on its longest side."""
     with Image.open(io.BytesIO(data)) as image:
-        gray = trim_uniform_border(image.convert("RGB")).convert("L")
-    if max(gray.size) > WORK_SIDE:
-        scale = WORK_SIDE / max(gray.size)
-        gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))), Image.Resampling.BOX)
-    return Prepared(gray)
-
-
-@functools.lru_cache(maxsize=1)
-def _orb():
-    import cv2
-
-    cv2.setNumThreads(1)  # one Spark task per core
-    return cv2.ORB_create(nfeatures=FEATURES, fastThreshold=FAST_THRESHOLD)
+        image.draft("RGB", (WORK_SIDE, WORK_SIDE))  # a JPEG decodes at the smallest scale still this large
+        rgb = image.convert("RGB")
+    if max(rgb.size) > 2 * WORK_SIDE:  # trimming needs no more detail than the check
+        scale = 2 * WORK_SIDE / max(rgb.size)
+        rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.Resampling.BOX)
+    gray = trim_uniform_border(rgb).convert("L")
+    side = min(WORK_SIDE, max(max(gray.size), MIN_WORK_SIDE))
+    if max(gray.size) != side:
+        scale = side / max(gray.size)
+        resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BICUBIC
+        gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))), resample)
+    return Prepared(np.asarray(gray))
 
 
 @dataclass(frozen=True)
 class Match:
-    """The verdict on one pair: `score` (share of informative tiles that agree, 0..1) and its evidence."""
+    """The verdict on one pair: `score` (0..1, share of textured pixels that agree outside overlays;
+    0 when differences remain or no geometry was found) and its evidence."""
 
     score: float
-    transform: str  # "identity", or parts of "mirror+rotate<degrees>+scale"; "profile"/"profile+mirror" (no features)
+    transform: str  # "identity", or parts of "mirror+rotate<degrees>+scale"; "none": no geometry found
     inliers: int = 0
     inlier_share: float = 0.0  # RANSAC inliers / ratio-test matches
     covered: tuple[float, float] = (0.0, 0.0)  # share of each image inside the overlap
+    overlays: int = 0  # differing regions explained as overlays
+    differences: int = 0  # differing regions no overlay explains
 
     @property
     def evidence(self) -> str:
         return (f"transform={self.transform} inliers={self.inliers} inlier_share={self.inlier_share:.2f} "
-                f"covered={self.covered[0]:.2f}/{self.covered[1]:.2f}")
+                f"covered={self.covered[0]:.2f}/{self.covered[1]:.2f} overlays={self.overlays} "
+                f"differences={self.differences}")
+
+
+NO_GEOMETRY = Match(0.0, "none")
 
 
 def _affine(a: Prepared, b: Prepared, mirrored: bool) -> tuple[np.ndarray, int, float] | None:
     """(2x3 map from b (mirrored) to a, inliers, inlier share) by ratio-test ORB matches and RANSAC."""
-    import cv2
-
+    cv2 = _cv2()
     (points_a, descriptors_a), (points_b, descriptors_b) = a.features(False), b.features(mirrored)
     if descriptors_a is None or descriptors_b is None or min(len(points_a), len(points_b)) < MIN_INLIERS:
         return None
@@ -155,7 +164,8 @@ def _affine(a: Prepared, b: Prepared, mirrored: bool) -> tuple[np.ndarray, int, 
     linear = matrix[:, :2]
     scales = np.linalg.svd(linear, compute_uv=False)
     # a reflection is found by the mirrored view; strong shear or a collapse is a chance fit
-    if count < MIN_INLIERS or np.linalg.det(linear) <= 0 or scales[-1] < 1 / MAX_SCALE or scales[0] > MAX_SCALE \
+    if count < MIN_INLIERS or (count < CONFIDENT_INLIERS and count < MIN_INLIER_SHARE * len(good)) \
+            or np.linalg.det(linear) <= 0 or scales[-1] < 1 / MAX_SCALE or scales[0] > MAX_SCALE \
             or scales[0] / scales[-1] > MAX_ASPECT:
         return None
     return matrix, count, count / len(good)
@@ -173,37 +183,129 @@ def _transform_name(matrix: np.ndarray, mirrored: bool) -> str:
     return "+".join(parts) or "identity"
 
 
-def _overlap(a: Prepared, b: Prepared, matrix: np.ndarray, mirrored: bool) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-    """(b (mirrored) warped onto a by `matrix`, the mask of a inside it, the share of each image inside the overlap)."""
-    import cv2
-
-    height, width = a.pixels.shape[:2]
-    source = np.ascontiguousarray(b.view(mirrored))
-    warped = cv2.warpAffine(source, matrix, (width, height), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
-    inside = cv2.warpAffine(np.ones(source.shape[:2], np.uint8), matrix, (width, height), flags=cv2.INTER_NEAREST)
-    back = cv2.warpAffine(np.ones((height, width), np.uint8), cv2.invertAffineTransform(matrix),
-                          (source.shape[1], source.shape[0]), flags=cv2.INTER_NEAREST)
-    return warped, inside, (float(inside.mean()), float(back.mean()))
+@dataclass(frozen=True)
+class _Comparison:
+    agreement: float
+    overlays: int
+    differences: int
 
 
-def _overlap_agreement(a: Prepared, warped: np.ndarray, inside: np.ndarray) -> float:
-    """Tile agreement of a and the warped b over the bounding box of their overlap, at FINE_SIDE."""
-    import cv2
+class _Frame:
+    """The overlap of a and b (mapped by `matrix`) resampled to a common frame."""
 
-    ys, xs = np.nonzero(inside)
-    crop = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    def __init__(self, a: Prepared, b: np.ndarray, matrix: np.ndarray):
+        cv2 = _cv2()
+        height, width = a.pixels.shape
+        inside = cv2.warpAffine(np.ones(b.shape, np.uint8), matrix, (width, height), flags=cv2.INTER_NEAREST)
+        back = cv2.warpAffine(np.ones((height, width), np.uint8), cv2.invertAffineTransform(matrix),
+                              (b.shape[1], b.shape[0]), flags=cv2.INTER_NEAREST)
+        self.covered = (float(inside.mean()), float(back.mean()))
+        self.b = b
+        ys, xs = np.nonzero(inside)
+        if not len(ys):
+            self.size = (0, 0)
+            return
+        top, left = ys.min(), xs.min()
+        box_h, box_w = ys.max() + 1 - top, xs.max() + 1 - left
+        scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))  # a pixels per b pixel
+        zoom = min(1.0, 1.0 / scale, COMPARE_SIDE / max(box_h, box_w))  # neither image is magnified
+        self.size = (max(1, round(box_w * zoom)), max(1, round(box_h * zoom)))
+        to_frame = np.array([[zoom, 0, -left * zoom], [0, zoom, -top * zoom]])
+        self.a = cv2.warpAffine(a.pixels, to_frame, self.size, flags=cv2.INTER_AREA).astype(np.float32)
+        self.b_map = to_frame @ np.vstack([matrix, [0, 0, 1]])
 
-    def fine(pixels: np.ndarray) -> np.ndarray:
-        return _blurred(cv2.resize(np.ascontiguousarray(pixels[crop]), (FINE_SIDE, FINE_SIDE),
-                                   interpolation=cv2.INTER_AREA).astype(np.float32)[..., None])
+    def warped_b(self, b_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cv2 = _cv2()
+        pixels = cv2.warpAffine(self.b, b_map, self.size, flags=cv2.INTER_AREA).astype(np.float32)
+        valid = cv2.warpAffine(np.ones(self.b.shape, np.uint8), b_map, self.size, flags=cv2.INTER_NEAREST)
+        return pixels, valid
 
-    valid = cv2.resize(inside[crop].astype(np.float32), (FINE_SIDE, FINE_SIDE), interpolation=cv2.INTER_AREA)
-    score, informative = tile_agreement(fine(a.pixels), fine(warped), FINE_GRID, valid=valid)
-    return score if informative else float(abs(a.pixels[crop].mean() - warped[crop].mean()) < 16)
+    def refined(self, b_pixels: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
+        """b's map corrected by ECC (affine, at half resolution), or None when ECC does not converge."""
+        cv2 = _cv2()
+        half = (max(8, self.size[0] // 2), max(8, self.size[1] // 2))
+        a = cv2.resize(self.a, half, interpolation=cv2.INTER_AREA)
+        b = cv2.resize(b_pixels, half, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(valid, half, interpolation=cv2.INTER_NEAREST)
+        correction = np.eye(2, 3, dtype=np.float32)
+        try:
+            _, correction = cv2.findTransformECC(a, b, correction, cv2.MOTION_AFFINE, (
+                cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_ITERATIONS, 1e-4), mask, 5)
+        except cv2.error:
+            return None
+        scale_up = np.diag([self.size[0] / half[0], self.size[1] / half[1], 1.0])
+        frame_to_b = scale_up @ np.vstack([correction, [0, 0, 1]]) @ np.linalg.inv(scale_up)
+        return (np.linalg.inv(frame_to_b) @ np.vstack([self.b_map, [0, 0, 1]]))[:2]
+
+
+def _detail(pixels: np.ndarray, mask: np.ndarray) -> float:
+    """Gradient energy over intensity variance: fine detail, whatever the contrast."""
+    cv2 = _cv2()
+    gx, gy = cv2.Sobel(pixels, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(pixels, cv2.CV_32F, 0, 1, ksize=3)
+    inside = mask[1:-1, 1:-1]
+    core = pixels[1:-1, 1:-1][inside]
+    if core.size < 16:
+        return 0.0
+    energy = gx[1:-1, 1:-1][inside] ** 2 + gy[1:-1, 1:-1][inside] ** 2
+    return float(energy.mean() / (core.var() + 1e-6))
+
+
+def _matched_detail(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) with the one carrying more fine detail (sharper, or noisier) blurred to the other's level."""
+    cv2 = _cv2()
+    detail_a, detail_b = _detail(a, mask), _detail(b, mask)
+    sharper, target = (a, detail_b) if detail_a > detail_b else (b, detail_a)
+    blurred = sharper
+    for sigma in BLUR_SIGMAS:
+        if _detail(blurred, mask) <= 1.05 * target:
+            break
+        blurred = cv2.GaussianBlur(sharper, (0, 0), sigma)
+    return (blurred, b) if sharper is a else (a, blurred)
+
+
+def _local_correlation(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(correlation of a and b, a's local std, b's local std) per pixel, over WINDOW x WINDOW windows."""
+    cv2 = _cv2()
+
+    def mean(x):
+        return cv2.boxFilter(x, -1, (WINDOW, WINDOW), borderType=cv2.BORDER_REFLECT)
+
+    mean_a, mean_b = mean(a), mean(b)
+    std_a = np.sqrt(np.maximum(mean(a * a) - mean_a * mean_a, 0))
+    std_b = np.sqrt(np.maximum(mean(b * b) - mean_b * mean_b, 0))
+    correlation = (mean(a * b) - mean_a * mean_b) / np.maximum(std_a * std_b, 1e-3)
+    return correlation, std_a, std_b
+
+
+def _compare(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> _Comparison:
+    cv2 = _cv2()
+    a, b = _matched_detail(a, b, valid > 0)
+    a, b = cv2.GaussianBlur(a, (5, 5), 1.0), cv2.GaussianBlur(b, (5, 5), 1.0)
+    correlation, std_a, std_b = _local_correlation(a, b)
+    # the overlap's own edges carry no evidence: a copy trimmed a pixel differently keeps or loses an outer line
+    margin = 2 * max(WINDOW // 2, round(EDGE * max(a.shape))) + 1
+    inner = cv2.erode(valid, np.ones((margin, margin), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    textured = inner & (np.maximum(std_a, std_b) >= TEXTURE)
+    differs = textured & ((correlation < MATCH_CORRELATION) | (np.minimum(std_a, std_b) < FLAT_RATIO * np.maximum(std_a, std_b)))
+    differs = cv2.morphologyEx(differs.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    radius = max(1, round(GROW * max(a.shape)))
+    grown = cv2.dilate(differs, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    pixels = np.bincount(labels[differs > 0], minlength=count)[1:]  # differing pixels per region
+    boxes = stats[1:, cv2.CC_STAT_WIDTH] * stats[1:, cv2.CC_STAT_HEIGHT]
+    frame = a.shape[0] * a.shape[1]
+    regions = np.flatnonzero(pixels >= MIN_REGION * frame)
+    largest = regions[np.argsort(-pixels[regions])][:OVERLAYS]
+    overlays = largest[boxes[largest] <= OVERLAY_BOX * frame]
+    explained = np.isin(labels, overlays + 1)
+    counted = textured & ~explained
+    agreeing = counted & (differs == 0)
+    agreement = float(agreeing.sum()) / max(int(counted.sum()), 1) if counted.any() else 1.0
+    return _Comparison(agreement, len(overlays), len(regions) - len(overlays))
 
 
 def verify(a: Prepared, b: Prepared) -> Match:
-    """The pair's best geometric match (b as it is, then mirrored), or the profile alignment's."""
+    """The pair's best geometric match (b as it is, then mirrored) and what differs under it."""
     found = []
     for mirrored in (False, True):
         fitted = _affine(a, b, mirrored)
@@ -211,155 +313,23 @@ def verify(a: Prepared, b: Prepared) -> Match:
             found.append((fitted[1], mirrored, fitted))
             if fitted[1] >= SURE_INLIERS:  # a copy this clear needs no mirrored try
                 break
-    if found:
-        _, mirrored, (matrix, inliers, share) = max(found, key=lambda f: f[0])
-        transform = _transform_name(matrix, mirrored)
-        warped, inside, covered = _overlap(a, b, matrix, mirrored)
-        if transform in ("identity", "scale"):
-            # What the profile alignment handles (small crops, borders, rescaling): its coarser tiles
-            # judge the copies of sparse charts better, and a map fitted to a few features of a small
-            # table can be off; the overlap's tiles add the larger crops it cannot reach.
-            score = copy_score(a.image, b.image)
-            if min(covered) < PROFILE_COVER and max(covered) >= MIN_COVER:
-                score = max(score, _overlap_agreement(a, warped, inside))
-        else:
-            score = _overlap_agreement(a, warped, inside) if max(covered) >= MIN_COVER else 0.0
-        return Match(score, transform, inliers, share, covered)
-    plain = copy_score(a.image, b.image)
-    if plain >= GOOD_ENOUGH:
-        return Match(plain, "profile", covered=(1.0, 1.0))
-    mirror = copy_score(a.image, b.image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
-    return Match(max(plain, mirror), "profile+mirror" if mirror > plain else "profile", covered=(1.0, 1.0))
-
-
-def _square(image: Image.Image, side: int, box=None) -> np.ndarray:
-    return np.asarray(image.resize((side, side), Image.Resampling.BILINEAR, box=box), dtype=np.float32)
-
-
-def _blurred(square: np.ndarray) -> np.ndarray:
-    """Binomial 5-tap blur (sigma ~1 pixel) each way: thin lines resampled differently still agree."""
-    kernel = np.array([1, 4, 6, 4, 1], dtype=np.float32) / 16
-    padded = np.pad(square, ((2, 2), (2, 2), (0, 0)), mode="edge")
-    rows = sum(w * padded[:, k : k + square.shape[1]] for k, w in enumerate(kernel))
-    return sum(w * rows[k : k + square.shape[0], :] for k, w in enumerate(kernel))
-
-
-def _profiles(square: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean |horizontal gradient| per column, mean |vertical gradient| per row, lightly smoothed."""
-    kernel = np.array([1, 2, 1], dtype=np.float32) / 4
-    columns = np.convolve(np.abs(np.diff(square, axis=1)).mean(axis=0), kernel, mode="same")
-    rows = np.convolve(np.abs(np.diff(square, axis=0)).mean(axis=1), kernel, mode="same")
-    return columns, rows
-
-
-def _offsets(inner: np.ndarray, outer: np.ndarray) -> list[tuple[float, float, float]]:
-    """(ncc, lo, hi) per zoom of ZOOMS: where `inner` best sits inside `outer` zoomed, as a fraction of `outer`."""
-    n = len(inner)
-    x = np.arange(len(outer))
-    inner = inner - inner.mean()
-    inner_norm = np.sqrt((inner * inner).sum()) + 1e-6
-    found = []
-    for zoom in ZOOMS:
-        m = int(round(n * zoom))
-        big = np.interp(np.linspace(0, len(outer) - 1, m), x, outer)
-        windows = sliding_window_view(big, n)
-        centred = windows - windows.mean(axis=1, keepdims=True)
-        ncc = centred @ inner / (np.sqrt((centred * centred).sum(axis=1)) * inner_norm + 1e-6)
-        k = int(np.argmax(ncc))
-        found.append((float(ncc[k]), k / m, (k + n) / m))
-    return found
-
-
-def _shared_intervals(a: np.ndarray, b: np.ndarray, keep: int) -> list[tuple[tuple[float, float], tuple[float, float]]]:
-    """The `keep` likeliest (part of axis [0, 1] of a, part of b) showing the same content: one is the whole axis."""
-    whole = (0.0, 1.0)
-    scored = [(ncc, whole, (lo, hi)) for ncc, lo, hi in _offsets(a, b)]  # a is the crop, inside [lo, hi] of b
-    scored += [(ncc, (lo, hi), whole) for ncc, lo, hi in _offsets(b, a)[1:]]
-    scored.sort(key=lambda c: -c[0])
-    return [(left, right) for _, left, right in scored[:keep]]
-
-
-def _crop_square(image: Image.Image, xs, ys, side: int) -> np.ndarray:
-    box = (xs[0] * image.width, ys[0] * image.height, xs[1] * image.width, ys[1] * image.height)
-    return _blurred(_square(image, side, box)[..., None])
-
-
-def alignments(a: Image.Image, b: Image.Image, side: int = CHECK_SIDE, keep: int = CANDIDATES):
-    """Candidate alignments: (a's shared part, b's) resampled to side x side, likeliest first."""
-    sa, sb = _square(a, PROFILE_SIDE), _square(b, PROFILE_SIDE)
-    (ca, ra), (cb, rb) = _profiles(sa), _profiles(sb)
-    for ax, bx in _shared_intervals(ca, cb, keep):
-        for ay, by in _shared_intervals(ra, rb, keep):
-            yield _crop_square(a, ax, ay, side), _crop_square(b, bx, by, side)
-
-
-def _integral(x: np.ndarray) -> np.ndarray:
-    """Summed-area table with a zero first row and column: sums of any box from four corners."""
-    table = x.astype(np.float64).cumsum(axis=0).cumsum(axis=1)
-    return np.pad(table, ((1, 0), (1, 0)) + ((0, 0),) * (x.ndim - 2))
-
-
-def _box_sums(table: np.ndarray, ys: np.ndarray, xs: np.ndarray, side: int) -> np.ndarray:
-    """Sums of side x side boxes with top-left corners ys (..., gy) x xs (..., gx) -> (..., gy, gx[, C])."""
-    y, x = ys[..., :, None], xs[..., None, :]
-    return table[y + side, x + side] - table[y, x + side] - table[y + side, x] + table[y, x]
-
-
-def tile_agreement(a: np.ndarray, b: np.ndarray, grid: int = GRID, shift: int = SHIFT,
-                   tile_ncc: float = TILE_NCC, flat: float = FLAT, valid: np.ndarray | None = None) -> tuple[float, int]:
-    """(share of informative tiles that match, informative tiles) for two aligned squares (H, W, C);
-    with `valid` (H, W, 0..1), tiles less than 95% inside it carry no evidence.
-
-    Per tile and shift: the correlation of a's tile with b's tile shifted by (dy, dx), each
-    channel centred on its own mean. b's sums come from summed-area tables; only the cross term
-    is computed per shift (a is centred, so b need not be).
-    """
-    s = b.shape[0] // grid
-    n, channels, span = grid * s, b.shape[2], 2 * shift + 1
-    pixels = s * s * channels
-    a = np.ascontiguousarray(a[:n, :n], dtype=np.float64)
-    corners = np.arange(grid) * s
-    a_mean = a.reshape(grid, s, grid, s, channels).mean(axis=(1, 3))  # (grid, grid, C)
-    a_centred = a - np.repeat(np.repeat(a_mean, s, axis=0), s, axis=1)
-    a_energy = (a_centred * a_centred).sum(axis=2).reshape(grid, s, grid, s).sum(axis=(1, 3)).ravel()
-    padded = np.pad(b[:n, :n], ((shift, shift), (shift, shift), (0, 0)), mode="edge")
-    dy, dx = np.divmod(np.arange(span * span), span)  # (shifts,)
-    ys, xs = corners[None, :] + dy[:, None], corners[None, :] + dx[:, None]  # (shifts, grid)
-    b_sums = _box_sums(_integral(padded), ys, xs, s)  # (shifts, grid, grid, C)
-    b_squares = _box_sums(_integral((padded * padded).sum(axis=2)), ys, xs, s)  # (shifts, grid, grid)
-    b_energy = (b_squares - (b_sums * b_sums).sum(axis=3) / (s * s)).reshape(span * span, -1)
-    padded = np.ascontiguousarray(padded, dtype=np.float32)
-    row, col, chan = padded.strides  # every (shift, tile) window of b, as a view: no copy
-    windows = np.lib.stride_tricks.as_strided(
-        padded, (span, span, grid, grid, s, s, channels), (row, col, s * row, s * col, row, col, chan), writeable=False)
-    tiles = a_centred.astype(np.float32).reshape(grid, s, grid, s, channels).transpose(0, 2, 1, 3, 4)
-    cross = np.einsum("yxijabc,ijabc->yxij", windows, tiles).reshape(span * span, grid * grid)  # plain loop: fastest
-    sa = np.sqrt(np.maximum(a_energy, 0) / pixels)
-    sb = np.sqrt(np.maximum(b_energy, 0) / pixels)  # (shifts, tiles)
-    ncc = cross / pixels / np.maximum(sa[None, :] * sb, 1e-6)
-    pick = np.argmax(ncc, axis=0)
-    best, spread = ncc[pick, np.arange(len(pick))], sb[pick, np.arange(len(pick))]
-    informative = (sa > flat) | (spread > flat)
-    if valid is not None:
-        informative &= valid[:n, :n].reshape(grid, s, grid, s).mean(axis=(1, 3)).ravel() >= 0.95
-    # a tile flat in one image and textured in the other does not match, whatever the correlation
-    comparable = np.minimum(sa, spread) > 0.25 * np.maximum(sa, spread)
-    matched = informative & comparable & (best >= tile_ncc)
-    count = int(informative.sum())
-    return (float(matched.sum()) / count if count else 1.0), count
-
-
-def copy_score(a: Image.Image, b: Image.Image) -> float:
-    """0..1: how much of two prepared images agrees under their best candidate alignment."""
-    best = 0.0
-    for left, right in alignments(a, b):
-        score, informative = tile_agreement(left, right)
-        if informative == 0:  # both (nearly) blank: alike when their levels are
-            score = float(abs(left.mean() - right.mean()) < 16)
-        best = max(best, score)
-        if best >= GOOD_ENOUGH:  # the likeliest alignment usually settles a copy
-            break
-    return best
+    if not found:
+        return NO_GEOMETRY
+    _, mirrored, (matrix, inliers, share) = max(found, key=lambda f: f[0])
+    frame = _Frame(a, b.view(mirrored), matrix)
+    evidence = dict(transform=_transform_name(matrix, mirrored), inliers=inliers, inlier_share=share, covered=frame.covered)
+    if max(frame.covered) < MIN_COVER or min(frame.covered) < MIN_SHARED or min(frame.size) < 2 * WINDOW:
+        return Match(0.0, **evidence)
+    b_pixels, valid = frame.warped_b(frame.b_map)
+    comparison = _compare(frame.a, b_pixels, valid)
+    if comparison.differences:
+        refined = frame.refined(b_pixels, valid)
+        if refined is not None:
+            again = _compare(frame.a, *frame.warped_b(refined))
+            if again.differences < comparison.differences:
+                comparison = again
+    score = comparison.agreement if not comparison.differences else 0.0
+    return Match(score, overlays=comparison.overlays, differences=comparison.differences, **evidence)
 
 
 def verify_bytes(a: bytes, b: bytes) -> Match:

@@ -11,9 +11,10 @@ LSH for texts, and the pixel check that decides the uncertain image pairs.
 - text: MinHash LSH (Spark ML) over word shingles, Jaccard >= `text_jaccard`;
 - pixel check (udfs/verify.py): SSCD pairs below `sscd_tau` and, with `phash_verify`, pHash pairs
   are kept only when the two images, mapped onto each other (affine map of ORB features by RANSAC,
-  mirrored too), agree tile by tile where they overlap (>= `verify_min`); the evidence names the
-  transform, the inliers and the covered shares. Only each image's `verify_neighbours` most similar candidates are checked:
-  bounded work in dense regions, where hundreds of synthetic scenes all look alike.
+  mirrored too), differ nowhere but in a few overlays (score >= `verify_min`); the pair keeps the
+  score (`check`), the map (`transform`), its `inlier_share`, and the covered shares and regions in
+  its evidence. Only each image's `verify_neighbours` most similar candidates are checked: bounded
+  work in dense regions, where hundreds of synthetic scenes all look alike.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from udfs.signatures import shingles
 
 KMEANS_POINTS_PER_BUCKET = 64
 KMEANS_SAMPLE_MAX = 100_000
-PAIR_COLUMNS = ["kind", "left_id", "right_id", "similarity", "evidence"]
+PAIR_COLUMNS = ["kind", "left_id", "right_id", "similarity", "evidence", "check", "transform", "inlier_share"]
 
 
 def ordered_pair(kind: str, a: Column, b: Column, similarity: Column, evidence: Column) -> list[Column]:
@@ -137,8 +138,8 @@ def needs_pixel_check(settings: ImageMatchConf) -> Column:
 
 def pixel_check(pairs: DataFrame, images: DataFrame, neighbours: int, right_images: DataFrame | None = None,
                 ranked: tuple[str, ...] = ("left_id", "right_id")) -> DataFrame:
-    """Every pair with `check` (udfs.verify.verify's score) and `geometry` (the transform found, inliers,
-    covered shares), both null when it was not checked.
+    """Every pair with `check` (udfs.verify.verify's score), `transform`, `inlier_share` and `geometry`
+    (the check's evidence), null when it was not checked.
 
     Only a pair among the `neighbours` most similar candidates (per kind) of one of its images (the
     sides in `ranked`) is checked: in a dense region (synthetic scenes, tables of one template)
@@ -166,8 +167,9 @@ def pixel_check(pairs: DataFrame, images: DataFrame, neighbours: int, right_imag
             for left, left_bytes, right, right_bytes in batch.itertuples(index=False):
                 a, b = image(left, left_bytes), image(right, right_bytes)
                 match = None if a is None or b is None else verify(a, b)
-                found.append((0.0, "undecodable") if match is None else (match.score, match.evidence))
-            yield pd.DataFrame(found, columns=["score", "evidence"])
+                found.append((0.0, None, None, "undecodable") if match is None else
+                             (match.score, match.transform, match.inlier_share, match.evidence))
+            yield pd.DataFrame(found, columns=["score", "transform", "inlier_share", "evidence"])
 
     roles = [pairs.select("kind", F.col(side).alias("image"),
                           F.col("right_id" if side == "left_id" else "left_id").alias("other"),
@@ -179,21 +181,23 @@ def pixel_check(pairs: DataFrame, images: DataFrame, neighbours: int, right_imag
     to_check = nearest.select("left_id", "right_id").distinct() \
         .join(left.select(F.col("image_id").alias("left_id"), F.col("bytes").alias("left_bytes")), "left_id") \
         .join(right.select(F.col("image_id").alias("right_id"), F.col("bytes").alias("right_bytes")), "right_id")
-    check = F.pandas_udf(scores, "score double, evidence string")(F.struct("left_id", "left_bytes", "right_id", "right_bytes"))
+    check = F.pandas_udf(scores, "score double, transform string, inlier_share double, evidence string")(
+        F.struct("left_id", "left_bytes", "right_id", "right_bytes"))
     # Few rows, much work per row: adaptive execution would coalesce them into one task. An explicit
     # count spreads them; grouping by left image lets a batch prepare each image once.
     tasks = 4 * pairs.sparkSession.sparkContext.defaultParallelism
     checked = to_check.repartition(tasks, "left_id").select("left_id", "right_id", check.alias("verified")).select(
-        "left_id", "right_id", F.col("verified.score").alias("check"), F.col("verified.evidence").alias("geometry"))
+        "left_id", "right_id", F.col("verified.score").alias("check"), "verified.transform", "verified.inlier_share",
+        F.col("verified.evidence").alias("geometry"))
     return pairs.join(checked, ["left_id", "right_id"], "left")
 
 
 def verified_pairs(pairs: DataFrame, images: DataFrame, settings: ImageMatchConf,
                    checkpoint: Callable[[DataFrame, str], DataFrame], right_images: DataFrame | None = None,
                    ranked: tuple[str, ...] = ("left_id", "right_id")) -> tuple[DataFrame, dict[str, int]]:
-    """The certain pairs as they are and the uncertain ones (needs_pixel_check) that pass the pixel
-    check (>= verify_min; the score joins the evidence), with the check's counts: candidates,
-    checked, passed.
+    """The certain pairs as they are (check, transform, inlier_share null) and the uncertain ones
+    (needs_pixel_check) that pass the pixel check (>= verify_min; its verdict joins the evidence),
+    with the check's counts: candidates, checked, passed.
 
     `pairs` and the checked pairs are checkpointed: the search behind `pairs` splits in two here,
     and the gated write reads the result again.
@@ -208,8 +212,9 @@ def verified_pairs(pairs: DataFrame, images: DataFrame, settings: ImageMatchConf
     ).first().asDict()
     kept = candidates.where(F.col("check") >= settings.verify_min).select(
         "kind", "left_id", "right_id", "similarity",
-        F.format_string("%s check=%.3f %s", "evidence", "check", "geometry").alias("evidence"))
-    return pairs.where(~uncertain).unionByName(kept), counts
+        F.format_string("%s check=%.3f %s", "evidence", "check", "geometry").alias("evidence"),
+        "check", "transform", "inlier_share")
+    return pairs.where(~uncertain).unionByName(kept, allowMissingColumns=True), counts
 
 
 def image_pairs(hashes: DataFrame, vectors: DataFrame, images: DataFrame, settings: DedupConf,

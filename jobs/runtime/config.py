@@ -250,13 +250,14 @@ class ImageMatchConf(StrictModel):
     phash_radius: int = Field(default=6, ge=0, le=20, description="pHash Hamming distance of a candidate pair")
     sscd_tau: float = Field(default=1.0, gt=0, le=1, description=(
         "SSCD cosine at which a pair matches without the pixel check (1.0: every pair is checked)"))
-    sscd_band_low: float = Field(default=0.75, gt=0, le=1, description=(
+    sscd_band_low: float = Field(default=0.4, gt=0, le=1, description=(
         "SSCD pairs in [sscd_band_low, sscd_tau) match only when the pixel check agrees; >= sscd_tau: no band"))
     phash_verify: bool = Field(default=True, description="pHash pairs match only when the pixel check agrees")
     phash_turns: bool = Field(default=True, description=(
         "also search with the pHashes of the new (dedup) or benchmark (decontaminate) image rotated by "
         "90/180/270 degrees and mirrored: turned and mirrored copies become candidates"))
-    verify_min: float = Field(default=0.9, gt=0, le=1, description="pixel check: share of informative tiles that match")
+    verify_min: float = Field(default=0.9, gt=0, le=1, description=(
+        "pixel check: share of textured pixels that agree outside overlays (a pair with other differences scores 0)"))
     verify_neighbours: int = Field(default=8, ge=1, description=(
         "pixel check: only the pairs among an image's this many most similar candidates (per signal)"))
     partitions: int = Field(default=0, ge=0, description="tasks for the image search; 0 = 4 x default parallelism")

@@ -5,7 +5,7 @@ pairs (same template, different data: hard negatives), each with one copy per tr
 (resize, JPEG 25-45, crop 3-8%, border 5-15%, brightness +-10-20%, text overlay, combinations);
 optionally real distractors from ../shared/data (TabMWP table renderings, NLVR scenes), which
 are singletons. The signals are the ones the Spark stage uses (udfs.signatures.phash, SSCD
-vectors from udfs.embedding.embed_images, udfs.verify.copy_score); the search is exhaustive
+vectors from udfs.embedding.embed_images, udfs.verify.verify); the search is exhaustive
 (numpy), so the numbers measure the rules, not the bucketed search's recall.
 
 Scores
@@ -32,9 +32,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import random
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -48,7 +50,7 @@ from udfs import planted  # noqa: E402
 from udfs.embedding import EmbeddingSettings, embed_images  # noqa: E402
 from udfs import planted_disc  # noqa: E402
 from udfs.signatures import dihedral_phashes, phash  # noqa: E402
-from udfs.verify import copy_score, prepared, verify  # noqa: E402
+from udfs.verify import prepared, verify  # noqa: E402
 
 SHARED = PROJECT.parent / "shared" / "data"
 
@@ -147,7 +149,7 @@ class Rule:
     """A pair rule as the Spark stage applies it (dedup config keys in brackets).
 
     certain: pHash <= radius [phash_radius] (unless phash_verify), SSCD >= tau [sscd_tau];
-    checked (kept when copy_score >= verify_min [verify_min]): SSCD in [band_low, tau)
+    checked (kept when verify >= verify_min [verify_min]): SSCD in [band_low, tau)
     [sscd_band_low], and pHash <= radius when phash_verify [phash_verify]; with `neighbours`, only
     pairs among the nearest candidates of one of their images (dedup) or of the training image
     (decontamination) are checked.
@@ -165,14 +167,28 @@ class Rule:
     use_phash: bool = True
     use_sscd: bool = True
     dihedral: bool = False  # pHash candidates also between an image's rotations/mirror and the other image [phash_turns]
-    verifier: str = "geometric"  # udfs.verify.verify, or "profile": its fallback alone (copy_score, the check before)
+
+
+CHUNK = 200  # pairs per task of a worker process
+_SET: list[planted.PlantedImage] = []  # the set being scored, inherited by forked workers
+
+
+def _checked(pairs: list[tuple[int, int]]) -> tuple[dict[tuple[int, int], float], float]:
+    """(pair -> pixel check score, seconds) of sorted pairs of _SET, each image prepared once."""
+    start, ready, scores = time.time(), {}, {}
+    for i, j in pairs:
+        for k in (i, j):
+            if k not in ready:
+                ready[k] = prepared(_SET[k].data)
+        scores[(i, j)] = verify(ready[i], ready[j]).score
+    return scores, time.time() - start
 
 
 class Scorer:
     """Pairwise signals of one set, and the pixel check computed once per pair it is asked about."""
 
-    def __init__(self, images: list[planted.PlantedImage], sig: Signals):
-        self.images, self.n = images, len(images)
+    def __init__(self, images: list[planted.PlantedImage], sig: Signals, workers: int = 1):
+        self.images, self.n, self.workers = images, len(images), workers
         # trimmed: as the stage, the closest of the plain and trimmed pHashes of both images
         both = np.concatenate([sig.phash, sig.phash_trim])
         every = hamming_matrix(both)
@@ -184,23 +200,34 @@ class Scorer:
         turned = np.minimum.reduce(variants)
         self.dihedral_distance = np.minimum(turned, turned.T)
         self.cosine = {trim: v @ v.T for trim, v in ((False, sig.sscd), (True, sig.sscd_trim)) if v.shape[1]}
-        self._prepared: dict[int, object] = {}
-        self._scores: dict[tuple[int, int, str], float] = {}
+        self._scores: dict[tuple[int, int], float] = {}
         self.checked = 0
         self.check_seconds = 0.0
 
-    def check(self, i: int, j: int, verifier: str = "geometric") -> float:
-        key = (min(i, j), max(i, j), verifier)
-        if key not in self._scores:
-            start = time.time()
-            for k in key[:2]:
-                if k not in self._prepared:
-                    self._prepared[k] = prepared(self.images[k].data)
-            a, b = self._prepared[key[0]], self._prepared[key[1]]
-            self._scores[key] = verify(a, b).score if verifier == "geometric" else copy_score(a.image, b.image)
-            self.checked += 1
-            self.check_seconds += time.time() - start
-        return self._scores[key]
+    def check_all(self, pairs: list[tuple[int, int]]) -> None:
+        """Compute the pixel check of the pairs not checked yet, in `workers` forked processes (pairs
+        sorted so a chunk prepares each of its images once)."""
+        todo = sorted({(min(i, j), max(i, j)) for i, j in pairs} - set(self._scores))
+        if not todo:
+            return
+        global _SET
+        _SET = self.images
+        chunks = [todo[k:k + CHUNK] for k in range(0, len(todo), CHUNK)]
+        if self.workers == 1:
+            done = map(_checked, chunks)
+        else:
+            pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
+            done = pool.map(_checked, chunks)
+        for scores, seconds in done:
+            self._scores.update(scores)
+            self.check_seconds += seconds
+        if self.workers != 1:
+            pool.shutdown()
+        self.checked += len(todo)
+
+    def check(self, i: int, j: int) -> float:
+        self.check_all([(i, j)])
+        return self._scores[(min(i, j), max(i, j))]
 
     def edges(self, rule: Rule, rows: np.ndarray | None = None, cols: np.ndarray | None = None) -> np.ndarray:
         """Boolean matrix of accepted pairs (upper triangle when rows/cols are all images)."""
@@ -222,8 +249,10 @@ class Scorer:
             checked |= nearest(band, cosine, rule.neighbours, square)
         checked &= ~certain
         accepted = certain.copy()
+        pairs = [(rows[a], cols[b]) for a, b in zip(*np.nonzero(checked))]
+        self.check_all(pairs)
         for a, b in zip(*np.nonzero(checked)):
-            if self.check(rows[a], cols[b], rule.verifier) >= rule.verify_min:
+            if self.check(rows[a], cols[b]) >= rule.verify_min:
                 accepted[a, b] = True
         return accepted
 
@@ -366,7 +395,6 @@ def improved_rules() -> list[Rule]:
     return [
         configured,
         replace(configured, name="configured, no turned pHashes", dihedral=False),
-        replace(configured, name="configured, profile check (before)", verifier="profile", dihedral=False),
     ]
 
 
@@ -388,13 +416,13 @@ def second_set(seed: int, per_kind: int, photos: int | None) -> list[planted.Pla
     return planted_disc.planted_set(photo_originals(photos) + planted_disc.render_templates(per_kind, seed), seed)
 
 
-def evaluate(title: str, images: list[planted.PlantedImage], sig: Signals, rules: list[Rule]) -> dict:
+def evaluate(title: str, images: list[planted.PlantedImage], sig: Signals, rules: list[Rule], workers: int = 1) -> dict:
     counts = {k: sum(im.kind == k for im in images) for k in dict.fromkeys(im.kind for im in images)}
     n = len(images)
     look_alikes = int(np.triu(look_alike_matrix(images), 1).sum())
     print(f"\n=== {title}: {n} images ({', '.join(f'{v} {k}' for k, v in counts.items())}; {len(families(images))} "
           f"copies of each original); {len(planted.true_pairs(images))} true pairs, {look_alikes} same-template pairs")
-    scorer = Scorer(images, sig)
+    scorer = Scorer(images, sig, workers)
     short = {name: name.replace("rotate", "rot").replace("overlay_", "ov_")[:9] for name in families(images)}
     dedup = [(r.name, dedup_scores(images, scorer, r)) for r in rules]
     decon = [(r.name, decontamination_scores(images, scorer, r)) for r in rules]
@@ -428,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=int, default=None, help="photos per set (default: all the demo's)")
     parser.add_argument("--cache", type=Path, default=None, help="folder for the signals, reused when a set matches")
     parser.add_argument("--json", type=Path, default=None, help="write every score here")
+    parser.add_argument("--workers", type=int, default=2, help="processes for the pixel checks")
     args = parser.parse_args(argv)
 
     start = time.time()
@@ -442,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     for index, (title, images) in enumerate(sets.items()):
         cache = args.cache / f"signals-{index}.npz" if args.cache else None
         rules = BASELINES + improved_rules()
-        results[title] = evaluate(title, images, signals(images, cache), rules)
+        results[title] = evaluate(title, images, signals(images, cache), rules, args.workers)
     print(f"\ntotal {time.time() - start:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
