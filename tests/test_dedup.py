@@ -295,7 +295,7 @@ def test_uncertain_pairs_are_kept_only_when_the_pixel_check_agrees(spark, tmp_pa
     assert counts["passed"] == len(found)
 
 
-def test_the_pixel_check_looks_only_at_each_images_nearest_candidates(spark):
+def test_the_pixel_check_looks_only_at_each_images_nearest_candidates(spark, tmp_path):
     from jobs.ops.pairs import pixel_check
     from udfs import planted
 
@@ -304,10 +304,17 @@ def test_the_pixel_check_looks_only_at_each_images_nearest_candidates(spark):
     # i0 is a hub with five candidates; i5's own best candidate is i0
     rows = [("sscd", "i0", f"i{k}", 0.9 - k / 100, "e") for k in range(1, 6)] + [("sscd", "i4", "i5", 0.8, "e")]
     pairs = spark.createDataFrame(rows, "kind string, left_id string, right_id string, similarity double, evidence string")
-    both = {(r.left_id, r.right_id) for r in pixel_check(pairs, images, 1).where("check IS NOT NULL").collect()}
+    checkpoint = keep(spark, tmp_path)
+    both = {(r.left_id, r.right_id) for r in pixel_check(pairs, images, 1, checkpoint).where("check IS NOT NULL").collect()}
     # the nearest candidate of i0 is i1, of i1..i5 i0 (i4 and i5 are each other's second): (i4, i5) is not checked
     assert both == {("i0", "i1"), ("i0", "i2"), ("i0", "i3"), ("i0", "i4"), ("i0", "i5")}
     # ranked by the left image only (decontamination: a training image's nearest benchmark images)
-    left_only = pixel_check(pairs, images, 2, ranked=("left_id",)).where("check IS NOT NULL")
+    left_only = pixel_check(pairs, images, 2, checkpoint, ranked=("left_id",)).where("check IS NOT NULL")
     assert {(r.left_id, r.right_id) for r in left_only.collect()} == {("i0", "i1"), ("i0", "i2"), ("i4", "i5")}
-    assert pixel_check(pairs, images, 2).count() == len(rows)  # unchecked pairs stay, with a null check
+    assert pixel_check(pairs, images, 2, checkpoint).count() == len(rows)  # unchecked pairs stay, with a null check
+    # an image that does not decode fails its pairs with a reason, and the others are still checked
+    broken = images.unionByName(spark.createDataFrame([("i9", b"not an image")], "image_id string, bytes binary"))
+    with_broken = pairs.unionByName(spark.createDataFrame([("sscd", "i1", "i9", 0.7, "e")], pairs.schema))
+    verdicts = {(r.left_id, r.right_id): r for r in pixel_check(with_broken, broken, 2, checkpoint).collect()}
+    assert verdicts[("i1", "i9")].check == 0.0 and verdicts[("i1", "i9")].geometry == "undecodable"
+    assert verdicts[("i0", "i1")].check is not None

@@ -82,6 +82,29 @@ def test_pixel_check_accepts_a_cropped_copy_and_rejects_a_look_alike_chart():
     assert verify_bytes(a, b).score < VERIFY_MIN
 
 
+def test_a_prepared_image_carried_as_bytes_checks_as_the_original():
+    import random
+
+    import numpy as np
+
+    from udfs.verify import Prepared, prepared, verify
+
+    (_, a), (_, b) = planted.render_charts(1, seed=5)
+    copy = planted.transformed(a, "crop+border", random.Random(1))
+    for data in (a, b, copy):
+        ready = prepared(data)
+        carried = Prepared.from_bytes(ready.to_bytes())
+        assert np.array_equal(carried.pixels, ready.pixels)  # lossless: a lossy codec changes verdicts
+        for mirrored in (False, True):
+            (points, descriptors), (kept_points, kept_descriptors) = ready.features(mirrored), carried.features(mirrored)
+            assert np.array_equal(points, kept_points) and np.array_equal(descriptors, kept_descriptors)
+    assert verify(Prepared.from_bytes(prepared(a).to_bytes()), Prepared.from_bytes(prepared(copy).to_bytes())) \
+        == verify(prepared(a), prepared(copy))
+    blank = Prepared.from_bytes(prepared(planted.encode(planted.decode(a).point(lambda _: 255), "PNG", 90)).to_bytes())
+    assert blank.features(False)[1] is None  # a featureless image carries no descriptors and checks as no geometry
+    assert verify(blank, prepared(a)).transform == "none"
+
+
 @pytest.fixture(scope="module")
 def drawn():
     """Real photos (the demo packages') and one template of every rendered content kind, drawn twice."""

@@ -6,18 +6,18 @@ template with other text look alike to both, while a mirrored, rotated, cropped 
 score lower than such a look-alike. This check looks at the pixels of one pair:
 
 1. geometry: ORB features of both images (uniform borders trimmed, longest side scaled to
-   WORK_SIDE), matched with Lowe's ratio test, and an affine map (rotation at any angle, scale,
+   WORK_SIDE, up or down), matched with Lowe's ratio test, and an affine map (rotation at any angle, scale,
    aspect, shear within bounds, translation) fitted by RANSAC (OpenCV); tried on the second image
    as it is and mirrored, the map with the most inliers wins (a map of few inliers must hold a fair
    share of the matches: repeated rows or grids give chance maps). `covered` is the share of each
    image inside the overlap (a crop covers part of its original, a framed copy part of its frame);
    an overlap holding less than MIN_COVER of both images, or less than MIN_SHARED of either, scores 0.
 2. a common frame: the overlap, resampled so that neither image is magnified (a framed copy shown
-   at half size is compared at its own resolution) and at most WORK_SIDE; the sharper image is
+   at half size is compared at its own resolution) and at most COMPARE_SIDE; the sharper image is
    blurred until both carry as much fine detail (a blurred or noisy copy is compared at its own
    level of detail).
-3. differences: per pixel, the local correlation of the two images over a WINDOW x WINDOW window
-   (the best of one-pixel shifts); where either is textured (local contrast >= TEXTURE grey levels),
+3. differences: per pixel, the local correlation of the two images (slightly smoothed) over a
+   WINDOW x WINDOW window; where either is textured (local contrast >= TEXTURE grey levels),
    a pixel differs when the correlation is below MATCH_CORRELATION or one side is flat where the
    other is not. Correlation ignores brightness, contrast, gamma, hue and grayscale changes.
    Differing pixels are grown by GROW of the frame into regions: an overlay (a caption, a logo,
@@ -31,7 +31,8 @@ score lower than such a look-alike. This check looks at the pixels of one pair:
 The score is the share of textured pixels outside the explained overlays that agree, and 0 when a
 difference remains: a copy under any global edit scores ~1; a look-alike is refused by where it
 differs, not by how much. `verify` is pure OpenCV and numpy on one core, see
-tests/bench/bench_dedup_speed.py for its cost per pair.
+tests/bench/bench_dedup_speed.py for its cost per pair. `prepared` images carry their features as
+bytes (`Prepared.to_bytes`), so each image is prepared once however many pairs it is in.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ from PIL import Image
 from udfs.signatures import trim_uniform_border
 
 WORK_SIDE = 640  # prepared images have this longest side (detail enough for the text of a page)
-MIN_WORK_SIDE = 640  # smaller images are enlarged to this side: ORB needs room for its patches
 FEATURES = 500  # ORB keypoints per image view
 FAST_THRESHOLD = 10  # ORB's corner threshold: low, so documents and charts get features too
 RATIO = 0.85  # Lowe's ratio test
@@ -59,7 +59,7 @@ MAX_SCALE = 6.0  # the map's singular values stay within [1/MAX_SCALE, MAX_SCALE
 MAX_ASPECT = 2.5  # ... and their ratio (aspect change plus shear) below this
 MIN_COVER = 0.4  # the overlap must hold at least this share of one of the two images ...
 MIN_SHARED = 0.2  # ... and this share of the other (a framed copy shows its original in a quarter of the frame)
-COMPARE_SIDE = 640  # the common frame's longest side at most
+COMPARE_SIDE = 480  # the common frame's longest side at most (640 cost twice as much and found the same differences)
 WINDOW = 9  # pixels: the local correlation's window
 TEXTURE = 8.0  # grey levels of local standard deviation: less is flat, no evidence either way
 MATCH_CORRELATION = 0.5  # local correlation at least this: the pixel agrees
@@ -87,12 +87,13 @@ def _orb():
 
 
 class Prepared:
-    """One decoded image ready for checks: luminance, uniform borders trimmed, longest side WORK_SIDE
-    (MIN_WORK_SIDE for small images); its features (and its mirror's) are computed on first use and kept."""
+    """One decoded image ready for checks: luminance, uniform borders trimmed, longest side WORK_SIDE;
+    its features (and its mirror's) are computed on first use and kept. `to_bytes` carries it, with
+    both views' features, from the task that prepared it to the tasks that check its pairs."""
 
-    def __init__(self, pixels: np.ndarray):
+    def __init__(self, pixels: np.ndarray, features: dict[bool, tuple[np.ndarray, np.ndarray | None]] | None = None):
         self.pixels = pixels
-        self._features: dict[bool, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._features = features or {}
 
     def view(self, mirrored: bool) -> np.ndarray:
         return np.ascontiguousarray(self.pixels[:, ::-1]) if mirrored else self.pixels
@@ -104,6 +105,33 @@ class Prepared:
             self._features[mirrored] = (np.float32([k.pt for k in keypoints]).reshape(-1, 2), descriptors)
         return self._features[mirrored]
 
+    def to_bytes(self) -> bytes:
+        """Pixels as a PNG of fast compression (lossless: a JPEG changed 1 in 8 scores; ~2 ms to decode,
+        a fifth of the raw size), then per view the keypoint count, coordinates and descriptors."""
+        cv2 = _cv2()
+        encoded = cv2.imencode(".png", self.pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
+        parts = [np.int32(len(encoded)).tobytes(), encoded]
+        for mirrored in (False, True):
+            points, descriptors = self.features(mirrored)
+            count = 0 if descriptors is None else len(points)
+            parts += [np.int32(count).tobytes(), points[:count].astype(np.float32).tobytes(),
+                      (descriptors if count else np.zeros((0, 32), np.uint8)).tobytes()]
+        return b"".join(parts)
+
+    @staticmethod
+    def from_bytes(data: bytes) -> Prepared:
+        cv2 = _cv2()
+        size = int(np.frombuffer(data, np.int32, 1, 0)[0])
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8, size, 4), cv2.IMREAD_GRAYSCALE)
+        offset, features = 4 + size, {}
+        for mirrored in (False, True):
+            count = int(np.frombuffer(data, np.int32, 1, offset)[0])
+            points = np.frombuffer(data, np.float32, 2 * count, offset + 4).reshape(-1, 2)
+            descriptors = np.frombuffer(data, np.uint8, 32 * count, offset + 4 + 8 * count).reshape(-1, 32)
+            features[mirrored] = (points, descriptors if count else None)
+            offset += 4 + 40 * count
+        return Prepared(pixels, features)
+
 
 def prepared(data: bytes) -> Prepared:
     with Image.open(io.BytesIO(data)) as image:
@@ -113,9 +141,8 @@ def prepared(data: bytes) -> Prepared:
         scale = 2 * WORK_SIDE / max(rgb.size)
         rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.Resampling.BOX)
     gray = trim_uniform_border(rgb).convert("L")
-    side = min(WORK_SIDE, max(max(gray.size), MIN_WORK_SIDE))
-    if max(gray.size) != side:
-        scale = side / max(gray.size)
+    if max(gray.size) != WORK_SIDE:  # small images are enlarged: copies at other scales then share their features' scale
+        scale = WORK_SIDE / max(gray.size)
         resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BICUBIC
         gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))), resample)
     return Prepared(np.asarray(gray))
@@ -196,18 +223,19 @@ class _Frame:
     def __init__(self, a: Prepared, b: np.ndarray, matrix: np.ndarray):
         cv2 = _cv2()
         height, width = a.pixels.shape
-        inside = cv2.warpAffine(np.ones(b.shape, np.uint8), matrix, (width, height), flags=cv2.INTER_NEAREST)
-        back = cv2.warpAffine(np.ones((height, width), np.uint8), cv2.invertAffineTransform(matrix),
-                              (b.shape[1], b.shape[0]), flags=cv2.INTER_NEAREST)
-        self.covered = (float(inside.mean()), float(back.mean()))
+        corners = np.float32([[0, 0], [b.shape[1], 0], [b.shape[1], b.shape[0]], [0, b.shape[0]]])
+        mapped = cv2.transform(corners[None], matrix)[0].astype(np.float32)
+        area, polygon = cv2.intersectConvexConvex(mapped, np.float32([[0, 0], [width, 0], [width, height], [0, height]]))
+        scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))  # a pixels per b pixel
+        self.covered = (area / (width * height), area / (scale * scale * b.shape[0] * b.shape[1]))
         self.b = b
-        ys, xs = np.nonzero(inside)
-        if not len(ys):
+        if area <= 0:
             self.size = (0, 0)
             return
-        top, left = ys.min(), xs.min()
-        box_h, box_w = ys.max() + 1 - top, xs.max() + 1 - left
-        scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))  # a pixels per b pixel
+        polygon = polygon.reshape(-1, 2)
+        left, top = np.floor(polygon.min(axis=0))
+        right, bottom = np.ceil(polygon.max(axis=0))
+        box_h, box_w = bottom - top, right - left
         zoom = min(1.0, 1.0 / scale, COMPARE_SIDE / max(box_h, box_w))  # neither image is magnified
         self.size = (max(1, round(box_w * zoom)), max(1, round(box_h * zoom)))
         to_frame = np.array([[zoom, 0, -left * zoom], [0, zoom, -top * zoom]])
@@ -238,28 +266,30 @@ class _Frame:
         return (np.linalg.inv(frame_to_b) @ np.vstack([self.b_map, [0, 0, 1]]))[:2]
 
 
-def _detail(pixels: np.ndarray, mask: np.ndarray) -> float:
-    """Gradient energy over intensity variance: fine detail, whatever the contrast."""
+def _detail(pixels: np.ndarray, inside: np.ndarray) -> float:
+    """Gradient energy over intensity variance (inside the uint8 mask): fine detail, whatever the contrast."""
     cv2 = _cv2()
     gx, gy = cv2.Sobel(pixels, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(pixels, cv2.CV_32F, 0, 1, ksize=3)
-    inside = mask[1:-1, 1:-1]
-    core = pixels[1:-1, 1:-1][inside]
-    if core.size < 16:
-        return 0.0
-    energy = gx[1:-1, 1:-1][inside] ** 2 + gy[1:-1, 1:-1][inside] ** 2
-    return float(energy.mean() / (core.var() + 1e-6))
+    energy = cv2.mean(cv2.add(cv2.multiply(gx, gx), cv2.multiply(gy, gy)), inside)[0]
+    _, std = cv2.meanStdDev(pixels, mask=inside)
+    return energy / (float(std[0, 0]) ** 2 + 1e-6)
 
 
-def _matched_detail(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _matched_detail(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(a, b) with the one carrying more fine detail (sharper, or noisier) blurred to the other's level."""
     cv2 = _cv2()
-    detail_a, detail_b = _detail(a, mask), _detail(b, mask)
-    sharper, target = (a, detail_b) if detail_a > detail_b else (b, detail_a)
+    inside = np.zeros_like(valid)  # Sobel's 3x3 needs both neighbours: the outer pixels do not count
+    inside[1:-1, 1:-1] = valid[1:-1, 1:-1]
+    if cv2.countNonZero(inside) < 16:
+        return a, b
+    detail_a, detail_b = _detail(a, inside), _detail(b, inside)
+    sharper, target, detail = (a, detail_b, detail_a) if detail_a > detail_b else (b, detail_a, detail_b)
     blurred = sharper
     for sigma in BLUR_SIGMAS:
-        if _detail(blurred, mask) <= 1.05 * target:
+        if detail <= 1.05 * target:
             break
         blurred = cv2.GaussianBlur(sharper, (0, 0), sigma)
+        detail = _detail(blurred, inside)
     return (blurred, b) if sharper is a else (a, blurred)
 
 
@@ -279,7 +309,7 @@ def _local_correlation(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def _compare(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> _Comparison:
     cv2 = _cv2()
-    a, b = _matched_detail(a, b, valid > 0)
+    a, b = _matched_detail(a, b, valid)
     a, b = cv2.GaussianBlur(a, (5, 5), 1.0), cv2.GaussianBlur(b, (5, 5), 1.0)
     correlation, std_a, std_b = _local_correlation(a, b)
     # the overlap's own edges carry no evidence: a copy trimmed a pixel differently keeps or loses an outer line
@@ -297,7 +327,9 @@ def _compare(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> _Comparison:
     regions = np.flatnonzero(pixels >= MIN_REGION * frame)
     largest = regions[np.argsort(-pixels[regions])][:OVERLAYS]
     overlays = largest[boxes[largest] <= OVERLAY_BOX * frame]
-    explained = np.isin(labels, overlays + 1)
+    is_overlay = np.zeros(count, bool)
+    is_overlay[overlays + 1] = True
+    explained = is_overlay[labels]
     counted = textured & ~explained
     agreeing = counted & (differs == 0)
     agreement = float(agreeing.sum()) / max(int(counted.sum()), 1) if counted.any() else 1.0

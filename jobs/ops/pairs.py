@@ -136,36 +136,56 @@ def needs_pixel_check(settings: ImageMatchConf) -> Column:
         (kind == Kind.PHASH) & F.lit(settings.phash_verify))
 
 
-def pixel_check(pairs: DataFrame, images: DataFrame, neighbours: int, right_images: DataFrame | None = None,
-                ranked: tuple[str, ...] = ("left_id", "right_id")) -> DataFrame:
+def prepared_images(images: DataFrame, ids: DataFrame, tasks: int) -> DataFrame:
+    """image_id, prepared: the images among `ids` ready for the pixel check (udfs.verify.Prepared as
+    bytes, with both views' features; null when the image does not decode). Each is prepared once,
+    however many pairs it is in: preparing (decode, trim, scale, ORB twice) costs more than a check."""
+
+    def prepare(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        from udfs.verify import prepared
+
+        for batch in batches:
+            ready = []
+            for data in batch:
+                try:
+                    ready.append(prepared(data).to_bytes())
+                except (OSError, ValueError):
+                    ready.append(None)
+            yield pd.Series(ready, dtype=object)
+
+    wanted = images.join(ids, "image_id", "left_semi").select("image_id", "bytes")
+    # Few rows, much work per row: adaptive execution would coalesce them into one task.
+    return wanted.repartition(tasks, "image_id").select(
+        "image_id", F.pandas_udf(prepare, "binary")(F.col("bytes")).alias("prepared"))
+
+
+def pixel_check(pairs: DataFrame, images: DataFrame, neighbours: int, checkpoint: Callable[[DataFrame, str], DataFrame],
+                right_images: DataFrame | None = None, ranked: tuple[str, ...] = ("left_id", "right_id")) -> DataFrame:
     """Every pair with `check` (udfs.verify.verify's score), `transform`, `inlier_share` and `geometry`
     (the check's evidence), null when it was not checked.
 
     Only a pair among the `neighbours` most similar candidates (per kind) of one of its images (the
     sides in `ranked`) is checked: in a dense region (synthetic scenes, tables of one template)
     every image has hundreds of look-alike candidates, and the work must stay ~neighbours x images.
-    Both sides' bytes are joined in (right ids from `right_images` when given, e.g. benchmark
-    images); a pair found by several signals is checked once; a batch prepares each image once
-    (decode, trim, downscale). A pair whose image does not decode scores 0.
+    The images of the checked pairs are prepared once each (prepared_images; right ids from
+    `right_images` when given, e.g. benchmark images) and checkpointed; a pair found by several
+    signals is checked once. A pair whose image does not decode scores 0.
     """
 
     def scores(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from udfs.verify import prepared, verify
+        from udfs.verify import Prepared, verify
 
         for batch in batches:
-            ready: dict[str, object] = {}
+            ready: dict[str, Prepared] = {}
 
-            def image(image_id: str, data: bytes):
-                if image_id not in ready:
-                    try:
-                        ready[image_id] = prepared(data)
-                    except (OSError, ValueError):
-                        ready[image_id] = None
-                return ready[image_id]
+            def image(image_id: str, data: bytes | None) -> Prepared | None:
+                if data is not None and image_id not in ready:
+                    ready[image_id] = Prepared.from_bytes(data)
+                return ready.get(image_id)
 
             found = []
-            for left, left_bytes, right, right_bytes in batch.itertuples(index=False):
-                a, b = image(left, left_bytes), image(right, right_bytes)
+            for left, left_prepared, right, right_prepared in batch.itertuples(index=False):
+                a, b = image(left, left_prepared), image(right, right_prepared)
                 match = None if a is None or b is None else verify(a, b)
                 found.append((0.0, None, None, "undecodable") if match is None else
                              (match.score, match.transform, match.inlier_share, match.evidence))
@@ -177,15 +197,23 @@ def pixel_check(pairs: DataFrame, images: DataFrame, neighbours: int, right_imag
     by_image = functools.reduce(DataFrame.unionByName, roles)
     order = Window.partitionBy("kind", "image").orderBy(F.col("similarity").desc(), F.col("other"))
     nearest = by_image.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= neighbours)
-    left, right = images.select("image_id", "bytes"), (right_images if right_images is not None else images)
-    to_check = nearest.select("left_id", "right_id").distinct() \
-        .join(left.select(F.col("image_id").alias("left_id"), F.col("bytes").alias("left_bytes")), "left_id") \
-        .join(right.select(F.col("image_id").alias("right_id"), F.col("bytes").alias("right_bytes")), "right_id")
-    check = F.pandas_udf(scores, "score double, transform string, inlier_share double, evidence string")(
-        F.struct("left_id", "left_bytes", "right_id", "right_bytes"))
-    # Few rows, much work per row: adaptive execution would coalesce them into one task. An explicit
-    # count spreads them; grouping by left image lets a batch prepare each image once.
+    wanted = nearest.select("left_id", "right_id").distinct()
     tasks = 4 * pairs.sparkSession.sparkContext.defaultParallelism
+    side_ids = {side: wanted.select(F.col(side).alias("image_id")) for side in ("left_id", "right_id")}
+    if right_images is None:
+        ready = checkpoint(prepared_images(images, side_ids["left_id"].union(side_ids["right_id"]), tasks),
+                           "prepared_images")
+        left, right = ready, ready
+    else:
+        left = checkpoint(prepared_images(images, side_ids["left_id"], tasks), "prepared_images")
+        right = checkpoint(prepared_images(right_images, side_ids["right_id"], tasks), "prepared_right_images")
+    to_check = wanted \
+        .join(left.select(F.col("image_id").alias("left_id"), F.col("prepared").alias("left_prepared")), "left_id") \
+        .join(right.select(F.col("image_id").alias("right_id"), F.col("prepared").alias("right_prepared")), "right_id")
+    check = F.pandas_udf(scores, "score double, transform string, inlier_share double, evidence string")(
+        F.struct("left_id", "left_prepared", "right_id", "right_prepared"))
+    # An explicit task count spreads the checks (see prepared_images); grouping by left image lets a
+    # batch decode each left image once.
     checked = to_check.repartition(tasks, "left_id").select("left_id", "right_id", check.alias("verified")).select(
         "left_id", "right_id", F.col("verified.score").alias("check"), "verified.transform", "verified.inlier_share",
         F.col("verified.evidence").alias("geometry"))
@@ -204,8 +232,8 @@ def verified_pairs(pairs: DataFrame, images: DataFrame, settings: ImageMatchConf
     """
     pairs = checkpoint(pairs, "candidate_pairs")
     uncertain = needs_pixel_check(settings)
-    candidates = checkpoint(pixel_check(pairs.where(uncertain), images, settings.verify_neighbours, right_images, ranked),
-                            "checked_pairs")
+    candidates = checkpoint(pixel_check(pairs.where(uncertain), images, settings.verify_neighbours, checkpoint,
+                                        right_images, ranked), "checked_pairs")
     counts = candidates.agg(
         F.count(F.lit(1)).alias("candidates"), F.count("check").alias("checked"),
         F.count(F.when(F.col("check") >= settings.verify_min, 1)).alias("passed"),

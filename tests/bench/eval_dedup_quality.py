@@ -127,6 +127,7 @@ def signals(images: list[planted.PlantedImage], cache: Path | None = None, plain
     )
     print(f"signals of {len(data)} images in {time.time() - start:.0f} s", file=sys.stderr)
     if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
         with cache.open("wb") as out:
             np.savez(out, key=np.array(key), **vars(sig))
     return sig
