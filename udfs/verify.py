@@ -23,8 +23,10 @@ score lower than such a look-alike. This check looks at the pixels of one pair:
    Differing pixels are grown by GROW of the frame into regions: an overlay (a caption, a logo,
    emoji) is one to a few compact regions; two drawings of one template with other text differ in
    many places (every field, label, line item). Up to OVERLAYS compact regions (each within
-   OVERLAY_BOX of the frame) are explained as overlays; any other region holding at least
-   MIN_REGION of the frame's pixels is a difference. When differences remain, the map is refined
+   OVERLAY_BOX of the frame) are explained as overlays, unless the map holds fewer than
+   CONFIDENT_INLIERS inliers (a street grid or rows of boxes give such chance maps, and then the
+   whole overlap must agree); any other region holding at least MIN_REGION of the frame's pixels
+   is a difference. When differences remain, the map is refined
    once by ECC (an affine map fitted to a dozen features can be off by pixels at the far side of a
    page) and the better comparison counts.
 
@@ -51,6 +53,7 @@ FEATURES = 500  # ORB keypoints per image view
 FAST_THRESHOLD = 10  # ORB's corner threshold: low, so documents and charts get features too
 RATIO = 0.85  # Lowe's ratio test
 RANSAC_PIXELS = 6.0  # reprojection error of an inlier, at WORK_SIDE
+RANSAC_SEED = 7
 MIN_INLIERS = 8  # fewer: no geometry found, the pair scores 0 ...
 CONFIDENT_INLIERS = 20  # ... and a map with fewer inliers than this needs MIN_INLIER_SHARE of the matches:
 MIN_INLIER_SHARE = 0.12  # repeated structure (list rows, street grids) gives chance maps of a few inliers
@@ -183,6 +186,7 @@ def _affine(a: Prepared, b: Prepared, mirrored: bool) -> tuple[np.ndarray, int, 
         return None
     source = points_b[[m.queryIdx for m in good]]
     target = points_a[[m.trainIdx for m in good]]
+    cv2.setRNGSeed(RANSAC_SEED)  # RANSAC's samples: a pair gets one verdict, whichever process checks it
     matrix, inliers = cv2.estimateAffine2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PIXELS,
                                            maxIters=2000, confidence=0.995)
     if matrix is None or inliers is None:
@@ -307,7 +311,7 @@ def _local_correlation(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nda
     return correlation, std_a, std_b
 
 
-def _compare(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> _Comparison:
+def _compare(a: np.ndarray, b: np.ndarray, valid: np.ndarray, overlays_allowed: int) -> _Comparison:
     cv2 = _cv2()
     a, b = _matched_detail(a, b, valid)
     a, b = cv2.GaussianBlur(a, (5, 5), 1.0), cv2.GaussianBlur(b, (5, 5), 1.0)
@@ -325,7 +329,7 @@ def _compare(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> _Comparison:
     boxes = stats[1:, cv2.CC_STAT_WIDTH] * stats[1:, cv2.CC_STAT_HEIGHT]
     frame = a.shape[0] * a.shape[1]
     regions = np.flatnonzero(pixels >= MIN_REGION * frame)
-    largest = regions[np.argsort(-pixels[regions])][:OVERLAYS]
+    largest = regions[np.argsort(-pixels[regions])][:overlays_allowed]
     overlays = largest[boxes[largest] <= OVERLAY_BOX * frame]
     is_overlay = np.zeros(count, bool)
     is_overlay[overlays + 1] = True
@@ -352,12 +356,14 @@ def verify(a: Prepared, b: Prepared) -> Match:
     evidence = dict(transform=_transform_name(matrix, mirrored), inliers=inliers, inlier_share=share, covered=frame.covered)
     if max(frame.covered) < MIN_COVER or min(frame.covered) < MIN_SHARED or min(frame.size) < 2 * WINDOW:
         return Match(0.0, **evidence)
+    # a map of few inliers may be chance (street grids, rows of boxes): only a whole overlap that agrees confirms it
+    overlays_allowed = OVERLAYS if inliers >= CONFIDENT_INLIERS else 0
     b_pixels, valid = frame.warped_b(frame.b_map)
-    comparison = _compare(frame.a, b_pixels, valid)
+    comparison = _compare(frame.a, b_pixels, valid, overlays_allowed)
     if comparison.differences:
         refined = frame.refined(b_pixels, valid)
         if refined is not None:
-            again = _compare(frame.a, *frame.warped_b(refined))
+            again = _compare(frame.a, *frame.warped_b(refined), overlays_allowed)
             if again.differences < comparison.differences:
                 comparison = again
     score = comparison.agreement if not comparison.differences else 0.0
