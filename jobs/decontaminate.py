@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.ops.benchmarks import benchmark_batches, unloaded
-from jobs.ops.embeddings import embedding_settings
+from jobs.ops.embeddings import embedding_settings, image_views
 from jobs.ops.leaks import (HIT_COLUMNS, image_hits, leak_rates, phash_leaks, sscd_leaks, text_hits, unchecked,
                             verified_leaks)
 from jobs.runtime.gate import Batch
@@ -78,7 +78,8 @@ def _flags(context: JobContext, report: StageReport, todo: DataFrame, samples: D
     pairs = phash_leaks(hashes.join(images, "image_id", "left_semi"), bench_images, settings.phash_radius,
                         settings.phash_turns)
     if not bench_images.isEmpty():
-        train = lake.read(image_embeddings.CONTRACT).where(F.col("model_id") == model_id).join(images, "image_id", "left_semi")
+        train = (lake.read(image_embeddings.CONTRACT).where(F.col("model_id") == model_id)
+                 .join(images, "image_id", "left_semi").transform(image_views))
         pairs = pairs.unionByName(sscd_leaks(train, bench_images, settings.sscd_low, context.tasks(settings.partitions)))
     pairs, checks = verified_leaks(pairs, lake.read(silver_images.CONTRACT), bench_images, settings, context.checkpoint)
     report.metrics.update({f"pixel_check.{k}": v for k, v in checks.items()})

@@ -1,4 +1,5 @@
-"""silver.image_embeddings: one L2-normalised SSCD vector per (image, model)."""
+"""silver.image_embeddings: one L2-normalised SSCD vector per (image, model), and one of the picture framed inside
+the image (an image viewer's window, a screenshot) when udfs.signatures.framed_box finds one."""
 
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, IntegerType, StringType, StructField, StructType, TimestampType
@@ -15,16 +16,23 @@ SCHEMA = StructType(
         StructField("model_id", StringType(), False),  # model:backend-size: vectors of different ids never meet
         StructField("dim", IntegerType(), False),
         StructField("vector", ArrayType(FloatType(), True), False),
+        StructField("framed_vector", ArrayType(FloatType(), True), True),  # of the framed picture; null: none found
         StructField("embedded_at", TimestampType(), False),
         StructField("run_id", StringType(), False),
     ]
 )
 
+
+
+def _is_unit(column: str):
+    return F.abs(F.sqrt(F.aggregate(column, F.lit(0.0).cast("double"), lambda acc, x: acc + x * x)) - 1.0) <= NORM_TOLERANCE
+
+
 CHECKS = {
     "check_vector_has_dim": lambda settings: F.size("vector") == F.col("dim"),
-    "check_vector_is_unit": lambda settings: F.abs(
-        F.sqrt(F.aggregate("vector", F.lit(0.0).cast("double"), lambda acc, x: acc + x * x)) - 1.0
-    ) <= NORM_TOLERANCE,
+    "check_vector_is_unit": lambda settings: _is_unit("vector"),
+    "check_framed_vector": lambda settings: F.col("framed_vector").isNull() | (
+        (F.size("framed_vector") == F.col("dim")) & _is_unit("framed_vector")),
 }
 
 
@@ -43,6 +51,7 @@ CONTRACT = TableContract(
     schema=SCHEMA,
     keys=KEYS,
     partition_by=("model_id",),
+    version=2,  # 2: framed_vector
     description="SSCD copy-detection vectors (unit length) of silver.images, one per image and model.",
     expectations=expectations,
     checks=CHECKS,

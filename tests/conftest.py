@@ -6,11 +6,13 @@ its tables apart with its own catalog.schema_prefix.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageDraw
 
 from jobs.runtime.config import default_conf_dir, load_config
 from jobs.runtime.session import get_session
@@ -34,6 +36,23 @@ def needs_shared_data(*folders: str):
         reason=f"real data not found: {', '.join(str(SHARED_DATA / f) for f in missing)} "
         "(set FINELAKE_SHARED_DATA to the shared data folder)",
     )
+
+
+def screenshot(picture: bytes, dark: bool) -> bytes:
+    """`picture` at 70% on a page: a header bar, lines of text beside and below it (a web page or a chat app)."""
+    shown = Image.open(io.BytesIO(picture)).convert("RGB")
+    shown = shown.resize((round(shown.width * 0.7), round(shown.height * 0.7)))
+    page = Image.new("RGB", (shown.width + 260, shown.height + 190), (30, 32, 36) if dark else (255, 255, 255))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, page.width, 48), fill=(20, 90, 170))
+    for row in range(8):  # text beside the picture and under it
+        draw.rectangle((shown.width + 50, 80 + 24 * row, page.width - 20 - 9 * row, 92 + 24 * row), fill=(150, 150, 150))
+        draw.rectangle((30, shown.height + 100 + 10 * (row % 3), 30 + 40 * row, shown.height + 106 + 10 * (row % 3)),
+                       fill=(120, 120, 120))
+    page.paste(shown, (30, 70))
+    buffer = io.BytesIO()
+    page.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from jobs.ops.groups import regroup
 from jobs.ops.pairs import phash_pairs, sscd_buckets, sscd_pairs, text_pairs
 from jobs.runtime.config import DedupConf
 from schemas import duplicate_groups
+from tests.conftest import screenshot
 from udfs import demo_sources
 from udfs.signatures import hamming, normalized_text, phash, phashes, shingles
 
@@ -293,6 +294,30 @@ def test_uncertain_pairs_are_kept_only_when_the_pixel_check_agrees(spark, tmp_pa
     # every candidate (three images: at most two per image) is checked; what passed is what was kept
     assert counts["candidates"] == counts["checked"] >= 3
     assert counts["passed"] == len(found)
+
+
+def test_a_picture_framed_in_a_screenshot_meets_its_original_through_its_framed_view(spark, tmp_path):
+    from jobs.ops.embeddings import image_views
+    from jobs.ops.pairs import image_pairs
+    from jobs.ops.signatures import hash_images
+    from udfs.embedding import EmbeddingSettings, embed_views
+
+    photos = {p.name: p.data for p in demo_sources.load_photos()}
+    ids = ["cat", "framed", "other"]
+    data = [photos["chelsea"], screenshot(photos["chelsea"], dark=True), photos["grass"]]
+    whole, framed = embed_views(data, EmbeddingSettings("onnx", "sscd", None, "auto", True, 4, 1, 288, framed=True))
+    band_low = 0.7
+    assert float(whole[1] @ whole[0]) < band_low <= float(framed[1] @ whole[0])  # only the framed view is close
+    images = spark.createDataFrame(list(zip(ids, data)), "image_id string, bytes binary")
+    hashes = hash_images(images).withColumn("is_new", F.lit(True))
+    rows = [(i, w.tolist(), None if f is None else f.tolist(), True) for i, w, f in zip(ids, whole, framed)]
+    vectors = spark.createDataFrame(rows, "image_id string, vector array<float>, framed_vector array<float>, is_new boolean")
+    settings = DedupConf(sscd_tau=1.0, sscd_band_low=band_low, phash_verify=True)
+    pairs, counts = image_pairs(hashes, vectors.transform(image_views), images, settings, keep(spark, tmp_path))
+    found = {(r.kind, r.left_id, r.right_id): r for r in pairs.collect()}
+    assert set(found) == {("sscd", "cat", "framed")}, found  # one pair, though both views of `framed` were searched
+    assert found[("sscd", "cat", "framed")].similarity >= band_low and found[("sscd", "cat", "framed")].check >= 0.9
+    assert counts["candidates"] == 1
 
 
 def test_the_pixel_check_looks_only_at_each_images_nearest_candidates(spark, tmp_path):

@@ -162,3 +162,19 @@ def test_the_verifier_refuses_one_template_with_other_text(drawn, family):
         other = planted.encode(edit(planted.decode(pages[f"{kind}-0b"]), random.Random(f"{family}-{kind}")), fmt, 75)
         match = verify_bytes(pages[f"{kind}-0a"], other)
         assert match.score < VERIFY_MIN, (kind, family, match)
+
+
+def test_a_refinement_cannot_slide_a_look_alike_onto_flat_ground():
+    """Two app screens of one template, both turned a quarter: RANSAC finds a squeezed chance map on the
+    rows of check boxes; ECC must not move it onto the flat part of the screen (where every pixel
+    agrees) and call the pair a copy."""
+    import random
+
+    from udfs import planted_disc
+    from udfs.verify import verify_bytes
+
+    pages = dict((i, d) for i, _, d in planted_disc.render_templates(4, seed=0))
+    edit, fmt = planted_disc.FAMILIES["rotate90"]
+    a, b = (planted.encode(edit(planted.decode(pages[f"app_screen-0{side}"]), random.Random(side)), fmt, 75) for side in "ab")
+    match = verify_bytes(a, b)
+    assert match.score < VERIFY_MIN, match

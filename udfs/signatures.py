@@ -97,6 +97,84 @@ def trim_uniform_border(image: Image.Image, tolerance: int = TRIM_TOLERANCE, fra
     return image if box == (0, 0, image.width, image.height) else image.crop(box)
 
 
+@functools.lru_cache(maxsize=1)
+def opencv():
+    """OpenCV on one thread: Spark runs one task per core."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
+
+
+FRAME_WORK_SIDE = 384
+FRAME_EDGE = 20.0  # Sobel response (3x3) of an edge in any colour channel: a step of ~5 levels
+FRAME_LINE = 0.15  # a side of the frame lies on straight edges at least this share of the image's side long ...
+FRAME_SIDE_COVER = 0.8  # ... that run along this share of the side, on every side
+FRAME_AREA = (0.12, 0.85)  # share of the image the framed picture covers
+FRAME_MIN_SIDE = 0.25  # and of each of its sides
+FRAME_CLOSED = 4  # a rectangle's score: area x (its least covered side's share) ** this
+FRAME_POSITIONS = 24  # the strongest rows (and columns) of straight edges tried as the picture's sides
+
+
+def framed_box(image: Image.Image) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of a picture shown inside a larger image (an image viewer's window,
+    a screenshot of a page or an app), or None. The picture is the largest rectangle, between
+    FRAME_AREA of the image, whose four sides run along long straight edges in colour (a dark photo
+    on a dark page still differs in hue): the frame around it (panels, bars, text) is not uniform,
+    so `border_box` cannot remove it. Works on a copy at most FRAME_WORK_SIDE pixels on a side."""
+    cv2 = opencv()
+    scale = max(image.size) / FRAME_WORK_SIDE
+    rgb = image.convert("RGB")
+    if scale > 1:
+        rgb = rgb.resize((max(1, round(rgb.width / scale)), max(1, round(rgb.height / scale))), Image.Resampling.BOX)
+    pixels = np.asarray(rgb, dtype=np.float32)
+    height, width = pixels.shape[:2]
+    if min(height, width) < 16:
+        return None
+
+    def edges(dx: int, dy: int, run: tuple[int, int], across: tuple[int, int]) -> np.ndarray:
+        step = np.max(np.abs(cv2.Sobel(pixels, cv2.CV_32F, dx, dy, ksize=3)), axis=2) > FRAME_EDGE
+        lines = cv2.morphologyEx(step.astype(np.uint8), cv2.MORPH_OPEN, np.ones(run, np.uint8))  # long and straight only
+        return cv2.dilate(lines, np.ones(across, np.uint8))  # a side may sit a pixel or two off the edge
+
+    horizontal = edges(0, 1, (1, max(8, round(FRAME_LINE * width))), (5, 1))
+    vertical = edges(1, 0, (max(8, round(FRAME_LINE * height)), 1), (1, 5))
+    rows = _strongest(horizontal.sum(axis=1), FRAME_LINE * width)
+    columns = _strongest(vertical.sum(axis=0), FRAME_LINE * height)
+    if len(rows) < 2 or len(columns) < 2:
+        return None
+    along_rows = np.concatenate([np.zeros((height, 1)), np.cumsum(horizontal, axis=1)], axis=1)  # [y, x]: edge pixels left of x
+    along_columns = np.concatenate([np.zeros((1, width)), np.cumsum(vertical, axis=0)], axis=0)  # [y, x]: above y
+    top, bottom = (a.ravel() for a in np.meshgrid(rows, rows, indexing="ij"))
+    left, right = (a.ravel() for a in np.meshgrid(columns, columns, indexing="ij"))
+    keep_y = bottom - top >= FRAME_MIN_SIDE * height
+    keep_x = right - left >= FRAME_MIN_SIDE * width
+    top, bottom, left, right = top[keep_y][:, None], bottom[keep_y][:, None], left[keep_x][None, :], right[keep_x][None, :]
+    w, h = right - left, bottom - top
+    cover = np.minimum.reduce([
+        (along_rows[top, right] - along_rows[top, left]) / w, (along_rows[bottom, right] - along_rows[bottom, left]) / w,
+        (along_columns[bottom, left] - along_columns[top, left]) / h, (along_columns[bottom, right] - along_columns[top, right]) / h,
+    ])
+    area = (w * h) / (width * height)
+    # the largest closed rectangle: a side stretched past the picture to a farther line (a bar above it) covers less
+    score = np.where((cover >= FRAME_SIDE_COVER) & (area >= FRAME_AREA[0]) & (area <= FRAME_AREA[1]),
+                     area * cover ** FRAME_CLOSED, 0)
+    if not score.size or score.max() == 0:
+        return None
+    y, x = np.unravel_index(np.argmax(score), score.shape)
+    factor = max(scale, 1.0)
+    box = (left[0, x], top[y, 0], right[0, x] + 1, bottom[y, 0] + 1)
+    return (round(box[0] * factor), round(box[1] * factor), min(image.width, round(box[2] * factor)),
+            min(image.height, round(box[3] * factor)))
+
+
+def _strongest(counts: np.ndarray, minimum: float) -> np.ndarray:
+    """Positions of the FRAME_POSITIONS largest local maxima of `counts` that reach `minimum`, in order."""
+    padded = np.concatenate([[-1], counts, [-1]])
+    peaks = np.flatnonzero((counts >= minimum) & (counts >= padded[:-2]) & (counts > padded[2:]))
+    return np.sort(peaks[np.argsort(-counts[peaks], kind="stable")][:FRAME_POSITIONS])
+
+
 def _low_frequencies(image: Image.Image) -> np.ndarray:
     gray = np.asarray(image.convert("L").resize((_SAMPLE, _SAMPLE), Image.Resampling.LANCZOS), dtype=np.float64)
     return (_dct_matrix() @ gray @ _dct_matrix().T)[:HASH_SIZE, :HASH_SIZE]

@@ -8,7 +8,7 @@ score lower than such a look-alike. This check looks at the pixels of one pair:
 1. geometry: ORB features of both images (uniform borders trimmed, longest side scaled to
    WORK_SIDE, up or down), matched with Lowe's ratio test, and an affine map (rotation at any angle, scale,
    aspect, shear within bounds, translation) fitted by RANSAC (OpenCV); tried on the second image
-   as it is and mirrored, the map with the most inliers wins (a map of few inliers must hold a fair
+   as it is, then mirrored when that map leaves differences (a map of few inliers must hold a fair
    share of the matches: repeated rows or grids give chance maps). `covered` is the share of each
    image inside the overlap (a crop covers part of its original, a framed copy part of its frame);
    an overlap holding less than MIN_COVER of both images, or less than MIN_SHARED of either, scores 0.
@@ -28,7 +28,9 @@ score lower than such a look-alike. This check looks at the pixels of one pair:
    whole overlap must agree); any other region holding at least MIN_REGION of the frame's pixels
    is a difference. When differences remain, the map is refined
    once by ECC (an affine map fitted to a dozen features can be off by pixels at the far side of a
-   page) and the better comparison counts.
+   page) and the better comparison counts; a refinement that moves b's corners by more than
+   ECC_MAX_SHIFT of the frame is another map, not a correction, and is dropped (ECC can slide a
+   squeezed look-alike onto a flat part of the frame, where everything agrees).
 
 The score is the share of textured pixels outside the explained overlays that agree, and 0 when a
 difference remains: a copy under any global edit scores ~1; a look-alike is refused by where it
@@ -46,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from udfs.signatures import trim_uniform_border
+from udfs.signatures import opencv, trim_uniform_border
 
 WORK_SIDE = 640  # prepared images have this longest side (detail enough for the text of a page)
 FEATURES = 500  # ORB keypoints per image view
@@ -57,7 +59,7 @@ RANSAC_SEED = 7
 MIN_INLIERS = 8  # fewer: no geometry found, the pair scores 0 ...
 CONFIDENT_INLIERS = 20  # ... and a map with fewer inliers than this needs MIN_INLIER_SHARE of the matches:
 MIN_INLIER_SHARE = 0.12  # repeated structure (list rows, street grids) gives chance maps of a few inliers
-SURE_INLIERS = 60  # this many: the mirrored view is not tried
+SURE_INLIERS = 60  # a map of this many inliers that leaves differences: the mirrored view is not tried
 MAX_SCALE = 6.0  # the map's singular values stay within [1/MAX_SCALE, MAX_SCALE] ...
 MAX_ASPECT = 2.5  # ... and their ratio (aspect change plus shear) below this
 MIN_COVER = 0.4  # the overlap must hold at least this share of one of the two images ...
@@ -65,7 +67,7 @@ MIN_SHARED = 0.2  # ... and this share of the other (a framed copy shows its ori
 COMPARE_SIDE = 480  # the common frame's longest side at most (640 cost twice as much and found the same differences)
 WINDOW = 9  # pixels: the local correlation's window
 TEXTURE = 8.0  # grey levels of local standard deviation: less is flat, no evidence either way
-MATCH_CORRELATION = 0.5  # local correlation at least this: the pixel agrees
+MATCH_CORRELATION = 0.6  # local correlation at least this: the pixel agrees
 FLAT_RATIO = 0.25  # one side's contrast below this share of the other's: one is flat there, they differ
 EDGE = 0.015  # of the frame's side along the overlap's edges is not compared
 GROW = 0.01  # differing pixels within this share of the frame's side form one region
@@ -74,19 +76,12 @@ OVERLAYS = 3  # compact regions explained as overlays (a caption, a logo, emoji)
 OVERLAY_BOX = 0.1  # ... each within a box of at most this share of the frame
 BLUR_SIGMAS = (0.7, 1.2, 2.0, 3.2)  # tried in turn to match the blurrier image's detail
 ECC_ITERATIONS = 30
-
-
-@functools.lru_cache(maxsize=1)
-def _cv2():
-    import cv2
-
-    cv2.setNumThreads(1)  # one Spark task per core
-    return cv2
+ECC_MAX_SHIFT = 0.05  # of the frame's side: the most ECC may move a corner of b
 
 
 @functools.lru_cache(maxsize=1)
 def _orb():
-    return _cv2().ORB_create(nfeatures=FEATURES, fastThreshold=FAST_THRESHOLD)
+    return opencv().ORB_create(nfeatures=FEATURES, fastThreshold=FAST_THRESHOLD)
 
 
 class Prepared:
@@ -111,7 +106,7 @@ class Prepared:
     def to_bytes(self) -> bytes:
         """Pixels as a PNG of fast compression (lossless: a JPEG changed 1 in 8 scores; ~2 ms to decode,
         a fifth of the raw size), then per view the keypoint count, coordinates and descriptors."""
-        cv2 = _cv2()
+        cv2 = opencv()
         encoded = cv2.imencode(".png", self.pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
         parts = [np.int32(len(encoded)).tobytes(), encoded]
         for mirrored in (False, True):
@@ -123,7 +118,7 @@ class Prepared:
 
     @staticmethod
     def from_bytes(data: bytes) -> Prepared:
-        cv2 = _cv2()
+        cv2 = opencv()
         size = int(np.frombuffer(data, np.int32, 1, 0)[0])
         pixels = cv2.imdecode(np.frombuffer(data, np.uint8, size, 4), cv2.IMREAD_GRAYSCALE)
         offset, features = 4 + size, {}
@@ -176,7 +171,7 @@ NO_GEOMETRY = Match(0.0, "none")
 
 def _affine(a: Prepared, b: Prepared, mirrored: bool) -> tuple[np.ndarray, int, float] | None:
     """(2x3 map from b (mirrored) to a, inliers, inlier share) by ratio-test ORB matches and RANSAC."""
-    cv2 = _cv2()
+    cv2 = opencv()
     (points_a, descriptors_a), (points_b, descriptors_b) = a.features(False), b.features(mirrored)
     if descriptors_a is None or descriptors_b is None or min(len(points_a), len(points_b)) < MIN_INLIERS:
         return None
@@ -225,7 +220,7 @@ class _Frame:
     """The overlap of a and b (mapped by `matrix`) resampled to a common frame."""
 
     def __init__(self, a: Prepared, b: np.ndarray, matrix: np.ndarray):
-        cv2 = _cv2()
+        cv2 = opencv()
         height, width = a.pixels.shape
         corners = np.float32([[0, 0], [b.shape[1], 0], [b.shape[1], b.shape[0]], [0, b.shape[0]]])
         mapped = cv2.transform(corners[None], matrix)[0].astype(np.float32)
@@ -247,14 +242,14 @@ class _Frame:
         self.b_map = to_frame @ np.vstack([matrix, [0, 0, 1]])
 
     def warped_b(self, b_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cv2 = _cv2()
+        cv2 = opencv()
         pixels = cv2.warpAffine(self.b, b_map, self.size, flags=cv2.INTER_AREA).astype(np.float32)
         valid = cv2.warpAffine(np.ones(self.b.shape, np.uint8), b_map, self.size, flags=cv2.INTER_NEAREST)
         return pixels, valid
 
     def refined(self, b_pixels: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
         """b's map corrected by ECC (affine, at half resolution), or None when ECC does not converge."""
-        cv2 = _cv2()
+        cv2 = opencv()
         half = (max(8, self.size[0] // 2), max(8, self.size[1] // 2))
         a = cv2.resize(self.a, half, interpolation=cv2.INTER_AREA)
         b = cv2.resize(b_pixels, half, interpolation=cv2.INTER_AREA)
@@ -267,12 +262,18 @@ class _Frame:
             return None
         scale_up = np.diag([self.size[0] / half[0], self.size[1] / half[1], 1.0])
         frame_to_b = scale_up @ np.vstack([correction, [0, 0, 1]]) @ np.linalg.inv(scale_up)
-        return (np.linalg.inv(frame_to_b) @ np.vstack([self.b_map, [0, 0, 1]]))[:2]
+        b_map = (np.linalg.inv(frame_to_b) @ np.vstack([self.b_map, [0, 0, 1]]))[:2]
+        # a refinement moves a map by pixels; one that moves b's corners farther found another map
+        # (on a flat part of the frame, where any map agrees), not a correction
+        height, width = self.b.shape
+        corners = np.array([[0, 0, 1], [width, 0, 1], [width, height, 1], [0, height, 1]], float).T
+        moved = np.abs(b_map @ corners - self.b_map @ corners).max()
+        return b_map if moved <= ECC_MAX_SHIFT * max(self.size) else None
 
 
 def _detail(pixels: np.ndarray, inside: np.ndarray) -> float:
     """Gradient energy over intensity variance (inside the uint8 mask): fine detail, whatever the contrast."""
-    cv2 = _cv2()
+    cv2 = opencv()
     gx, gy = cv2.Sobel(pixels, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(pixels, cv2.CV_32F, 0, 1, ksize=3)
     energy = cv2.mean(cv2.add(cv2.multiply(gx, gx), cv2.multiply(gy, gy)), inside)[0]
     _, std = cv2.meanStdDev(pixels, mask=inside)
@@ -281,7 +282,7 @@ def _detail(pixels: np.ndarray, inside: np.ndarray) -> float:
 
 def _matched_detail(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(a, b) with the one carrying more fine detail (sharper, or noisier) blurred to the other's level."""
-    cv2 = _cv2()
+    cv2 = opencv()
     inside = np.zeros_like(valid)  # Sobel's 3x3 needs both neighbours: the outer pixels do not count
     inside[1:-1, 1:-1] = valid[1:-1, 1:-1]
     if cv2.countNonZero(inside) < 16:
@@ -299,7 +300,7 @@ def _matched_detail(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> tuple[np
 
 def _local_correlation(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(correlation of a and b, a's local std, b's local std) per pixel, over WINDOW x WINDOW windows."""
-    cv2 = _cv2()
+    cv2 = opencv()
 
     def mean(x):
         return cv2.boxFilter(x, -1, (WINDOW, WINDOW), borderType=cv2.BORDER_REFLECT)
@@ -312,7 +313,7 @@ def _local_correlation(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _compare(a: np.ndarray, b: np.ndarray, valid: np.ndarray, overlays_allowed: int) -> _Comparison:
-    cv2 = _cv2()
+    cv2 = opencv()
     a, b = _matched_detail(a, b, valid)
     a, b = cv2.GaussianBlur(a, (5, 5), 1.0), cv2.GaussianBlur(b, (5, 5), 1.0)
     correlation, std_a, std_b = _local_correlation(a, b)
@@ -322,6 +323,8 @@ def _compare(a: np.ndarray, b: np.ndarray, valid: np.ndarray, overlays_allowed: 
     textured = inner & (np.maximum(std_a, std_b) >= TEXTURE)
     differs = textured & ((correlation < MATCH_CORRELATION) | (np.minimum(std_a, std_b) < FLAT_RATIO * np.maximum(std_a, std_b)))
     differs = cv2.morphologyEx(differs.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    if not differs.any():  # every textured pixel agrees
+        return _Comparison(1.0, 0, 0)
     radius = max(1, round(GROW * max(a.shape)))
     grown = cv2.dilate(differs, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
@@ -341,17 +344,24 @@ def _compare(a: np.ndarray, b: np.ndarray, valid: np.ndarray, overlays_allowed: 
 
 
 def verify(a: Prepared, b: Prepared) -> Match:
-    """The pair's best geometric match (b as it is, then mirrored) and what differs under it."""
-    found = []
+    """b as it is, then (when its map leaves differences or there is none) mirrored: the first view
+    whose map leaves no difference, else the evidence of the map with the most inliers."""
+    best = NO_GEOMETRY
     for mirrored in (False, True):
         fitted = _affine(a, b, mirrored)
-        if fitted is not None:
-            found.append((fitted[1], mirrored, fitted))
-            if fitted[1] >= SURE_INLIERS:  # a copy this clear needs no mirrored try
-                break
-    if not found:
-        return NO_GEOMETRY
-    _, mirrored, (matrix, inliers, share) = max(found, key=lambda f: f[0])
+        if fitted is None:
+            continue
+        match = _checked(a, b, mirrored, *fitted)
+        if match.score > 0:
+            return match
+        best = max(best, match, key=lambda m: m.inliers)
+        if match.inliers >= SURE_INLIERS:  # a map this clear that leaves differences: not a mirror waiting to be tried
+            break
+    return best
+
+
+def _checked(a: Prepared, b: Prepared, mirrored: bool, matrix: np.ndarray, inliers: int, share: float) -> Match:
+    """What differs between a and b (mirrored) mapped onto a by `matrix`."""
     frame = _Frame(a, b.view(mirrored), matrix)
     evidence = dict(transform=_transform_name(matrix, mirrored), inliers=inliers, inlier_share=share, covered=frame.covered)
     if max(frame.covered) < MIN_COVER or min(frame.covered) < MIN_SHARED or min(frame.size) < 2 * WINDOW:

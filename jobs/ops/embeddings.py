@@ -29,23 +29,32 @@ def pending_images(images: DataFrame, embeddings: DataFrame, model_id: str) -> D
 
 
 def embed(images: DataFrame, settings: EmbeddingSettings, tasks: int) -> DataFrame:
-    """(image_id, model_id, vector, error): a vector per image of (image_id, bytes), or why there is none."""
+    """(image_id, model_id, vector, framed_vector, error): a vector per image of (image_id, bytes) and of the
+    picture framed inside it (or null), or why there is none."""
 
     def vectors(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         return embed_series(batches, settings)
 
     embedded = images.repartition(tasks).select(
-        "image_id", F.pandas_udf(vectors, "vector array<float>, error string")(F.col("bytes")).alias("out")
+        "image_id", F.pandas_udf(vectors, "vector array<float>, framed_vector array<float>, error string")(F.col("bytes")).alias("out")
     )
-    return embedded.select("image_id", F.lit(settings.model_id).alias("model_id"), "out.vector", "out.error")
+    return embedded.select("image_id", F.lit(settings.model_id).alias("model_id"), "out.vector", "out.framed_vector",
+                           "out.error")
 
 
 def vector_rows(results: DataFrame, run_id: str) -> DataFrame:
     """silver.image_embeddings rows of the images that have a vector."""
     return results.where(F.col("error").isNull()).select(
-        "image_id", "model_id", F.size("vector").alias("dim"), "vector",
+        "image_id", "model_id", F.size("vector").alias("dim"), "vector", "framed_vector",
         F.current_timestamp().alias("embedded_at"), F.lit(run_id).alias("run_id"),
     )
+
+
+def image_views(vectors: DataFrame) -> DataFrame:
+    """One row per view of an image, its other columns kept: `vector` is the whole image's, then the
+    framed picture's where there is one. A search over views lets a framed copy meet its original."""
+    framed = vectors.where(F.col("framed_vector").isNotNull()).withColumn("vector", F.col("framed_vector"))
+    return vectors.unionByName(framed).drop("framed_vector")
 
 
 def diversity(vectors: DataFrame, images: DataFrame, tasks: int) -> DataFrame:

@@ -50,7 +50,8 @@ def unchecked(samples: DataFrame, benchmarks: list[str], checks: DataFrame, hash
 
 
 def sscd_leaks(train: DataFrame, bench: DataFrame, tau: float, tasks: int) -> DataFrame:
-    """(kind, image_id, bench_image_id, similarity, evidence): training vectors at cosine >= tau of a benchmark vector.
+    """(kind, image_id, bench_image_id, similarity, evidence): training vectors (one or more views of an image)
+    at cosine >= tau of a benchmark vector.
 
     The benchmark vectors (benchmark-sized, not training-sized) become one exact inner-product
     FAISS index, broadcast once and deserialised once per Python worker.
@@ -83,7 +84,7 @@ def sscd_leaks(train: DataFrame, bench: DataFrame, tau: float, tasks: int) -> Da
 
     found = train.select("image_id", "vector").repartition(tasks).mapInPandas(
         search, "image_id string, bench_image_id string, similarity double"
-    )
+    ).groupBy("image_id", "bench_image_id").agg(F.max("similarity").alias("similarity"))  # the closest view of an image
     return found.select(F.lit(Signal.SSCD).alias("kind"), "*", F.format_string("sscd cosine=%.4f", "similarity").alias("evidence"))
 
 

@@ -6,7 +6,8 @@ LSH for texts, and the pixel check that decides the uncertain image pairs.
   uniform borders, and a pair's distance is the closest;
 - SSCD: cosine >= the band's low end inside k-means buckets (FAISS spherical k-means on a
   bounded sample; each vector joins its `sscd_probes` nearest centroids), exact search in each
-  bucket with FAISS. A pair whose vectors fall in disjoint buckets is missed: that is the
+  bucket with FAISS; an image may have two vectors (jobs.ops.embeddings.image_views: the whole
+  image and the picture framed inside it), and a pair's cosine is the closest of its views. A pair whose vectors fall in disjoint buckets is missed: that is the
   recall traded for sub-quadratic work (tests/bench/bench_sscd_search.py);
 - text: MinHash LSH (Spark ML) over word shingles, Jaccard >= `text_jaccard`;
 - pixel check (udfs/verify.py): SSCD pairs below `sscd_tau` and, with `phash_verify`, pHash pairs
@@ -110,7 +111,7 @@ def sscd_pairs(vectors: DataFrame, tau: float, centers: np.ndarray, probes: int)
             limits, scores, hits = index.range_search(members[queries], tau)
             for row, query in enumerate(queries):
                 for hit, score in zip(hits[limits[row]:limits[row + 1]], scores[limits[row]:limits[row + 1]]):
-                    if hit != query:
+                    if ids[hit] != ids[query]:  # an image's two views are one image
                         found["a"].append(ids[query])
                         found["b"].append(ids[hit])
                         found["cosine"].append(min(float(score), 1.0))

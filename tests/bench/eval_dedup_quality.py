@@ -47,7 +47,7 @@ if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))
 
 from udfs import planted  # noqa: E402
-from udfs.embedding import EmbeddingSettings, embed_images  # noqa: E402
+from udfs.embedding import EmbeddingSettings, embed_images, embed_views  # noqa: E402
 from udfs import planted_disc  # noqa: E402
 from udfs.signatures import dihedral_phashes, phash  # noqa: E402
 from udfs.verify import prepared, verify  # noqa: E402
@@ -101,29 +101,33 @@ class Signals:
     sscd: np.ndarray  # (n, 512) unit vectors, plain preprocessing
     sscd_trim: np.ndarray  # preprocessing with trim_borders
     phash_dihedral: np.ndarray  # (n, 8) int64: the pHashes of the image's rotations and mirrors
+    sscd_framed: np.ndarray  # (n, 512): of the picture framed inside the image (plain preprocessing), 0 when none
 
 
-def onnx_settings(trim: bool, threads: int = 2) -> EmbeddingSettings:
+def onnx_settings(trim: bool, threads: int = 2, framed: bool = False) -> EmbeddingSettings:
     return EmbeddingSettings("onnx", "sscd", None, "auto", True, batch_size=16, threads=threads, image_size=288,
-                             trim_borders=trim)
+                             trim_borders=trim, framed=framed)
 
 
 def signals(images: list[planted.PlantedImage], cache: Path | None = None, plain: bool = True,
             trimmed: bool = True) -> Signals:
     """pHashes (plain, trimmed) and SSCD vectors: plain and/or of trimmed images (an empty matrix when not asked)."""
     data = [im.data for im in images]
-    key = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for d in data) + bytes([plain, trimmed]) + b"dihedral").hexdigest()
+    key = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for d in data) + bytes([plain, trimmed]) + b"dihedral+framed").hexdigest()
     if cache and cache.is_file():
         stored = np.load(cache)
         if str(stored["key"]) == key:
-            return Signals(*(stored[f] for f in ("phash", "phash_trim", "sscd", "sscd_trim", "phash_dihedral")))
+            return Signals(*(stored[f] for f in ("phash", "phash_trim", "sscd", "sscd_trim", "phash_dihedral", "sscd_framed")))
     start = time.time()
+    whole, framed = embed_views(data, onnx_settings(False, framed=True)) if plain else (None, [])
     sig = Signals(
         phash=np.array([phash(d) for d in data], dtype=np.int64),
         phash_trim=np.array([phash(d, trim=True) for d in data], dtype=np.int64),
-        sscd=embed_images(data, onnx_settings(False)) if plain else np.zeros((len(data), 0), np.float32),
+        sscd=whole if plain else np.zeros((len(data), 0), np.float32),
         sscd_trim=embed_images(data, onnx_settings(True)) if trimmed else np.zeros((len(data), 0), np.float32),
         phash_dihedral=np.array([dihedral_phashes(d) for d in data], dtype=np.int64),
+        sscd_framed=np.stack([np.zeros(whole.shape[1], np.float32) if v is None else v for v in framed])
+        if plain else np.zeros((len(data), 0), np.float32),
     )
     print(f"signals of {len(data)} images in {time.time() - start:.0f} s", file=sys.stderr)
     if cache:
@@ -168,6 +172,7 @@ class Rule:
     use_phash: bool = True
     use_sscd: bool = True
     dihedral: bool = False  # pHash candidates also between an image's rotations/mirror and the other image [phash_turns]
+    framed: bool = False  # SSCD also of the picture framed inside an image [embed.framed]
 
 
 CHUNK = 200  # pairs per task of a worker process
@@ -200,7 +205,11 @@ class Scorer:
         variants = [hamming_between(sig.phash_dihedral[:, k], other) for k in range(8) for other in (sig.phash, sig.phash_trim)]
         turned = np.minimum.reduce(variants)
         self.dihedral_distance = np.minimum(turned, turned.T)
-        self.cosine = {trim: v @ v.T for trim, v in ((False, sig.sscd), (True, sig.sscd_trim)) if v.shape[1]}
+        self.cosine = {(trim, False): v @ v.T for trim, v in ((False, sig.sscd), (True, sig.sscd_trim)) if v.shape[1]}
+        if sig.sscd.shape[1]:  # the closest of the pairs of views: a framed picture meets its original
+            views = sig.sscd @ sig.sscd_framed.T
+            self.cosine[(False, True)] = np.maximum.reduce(
+                [self.cosine[(False, False)], views, views.T, sig.sscd_framed @ sig.sscd_framed.T])
         self._scores: dict[tuple[int, int], float] = {}
         self.checked = 0
         self.check_seconds = 0.0
@@ -236,7 +245,7 @@ class Scorer:
         cols = np.arange(self.n) if cols is None else cols
         distance = (np.minimum(self.distance[rule.trim], self.dihedral_distance) if rule.dihedral
                     else self.distance[rule.trim])[np.ix_(rows, cols)]
-        cosine = self.cosine[rule.trim if rule.sscd_trim is None else rule.sscd_trim][np.ix_(rows, cols)]
+        cosine = self.cosine[(rule.trim if rule.sscd_trim is None else rule.sscd_trim, rule.framed)][np.ix_(rows, cols)]
         valid = rows[:, None] != cols[None, :]
         if len(rows) == self.n and len(cols) == self.n:
             valid &= rows[:, None] < cols[None, :]
@@ -378,7 +387,7 @@ def configured_rule() -> Rule:
     return Rule(
         "configured (base.yaml)", phash_radius=dedup.phash_radius, sscd_tau=dedup.sscd_tau,
         band_low=dedup.sscd_band_low, phash_verify=dedup.phash_verify, verify_min=dedup.verify_min,
-        neighbours=dedup.verify_neighbours, dihedral=dedup.phash_turns,
+        neighbours=dedup.verify_neighbours, dihedral=dedup.phash_turns, framed=embed.framed,
         trim=dedup.trim_borders, sscd_trim=embed.trim_borders,
     )
 
@@ -396,6 +405,7 @@ def improved_rules() -> list[Rule]:
     return [
         configured,
         replace(configured, name="configured, no turned pHashes", dihedral=False),
+        replace(configured, name="configured, no framed pictures", framed=False),
     ]
 
 
