@@ -21,7 +21,7 @@ SCHEMA = StructType(
     ]
 )
 
-CHECKS = image_embeddings.CHECKS
+CHECKS = image_embeddings.VECTOR_CHECKS
 
 
 def expectations(settings: None) -> list:

@@ -28,9 +28,12 @@ def _is_unit(column: str):
     return F.abs(F.sqrt(F.aggregate(column, F.lit(0.0).cast("double"), lambda acc, x: acc + x * x)) - 1.0) <= NORM_TOLERANCE
 
 
-CHECKS = {
+VECTOR_CHECKS = {  # of any table that holds a `vector` of `dim` floats
     "check_vector_has_dim": lambda settings: F.size("vector") == F.col("dim"),
     "check_vector_is_unit": lambda settings: _is_unit("vector"),
+}
+CHECKS = {
+    **VECTOR_CHECKS,
     "check_framed_vector": lambda settings: F.col("framed_vector").isNull() | (
         (F.size("framed_vector") == F.col("dim")) & _is_unit("framed_vector")),
 }

@@ -75,7 +75,7 @@ MIN_REGION = 0.0005  # a region with fewer differing pixels than this share of t
 OVERLAYS = 3  # compact regions explained as overlays (a caption, a logo, emoji) ...
 OVERLAY_BOX = 0.1  # ... each within a box of at most this share of the frame
 BLUR_SIGMAS = (0.7, 1.2, 2.0, 3.2)  # tried in turn to match the blurrier image's detail
-ECC_ITERATIONS = 30
+ECC_ITERATIONS = 15
 ECC_MAX_SHIFT = 0.05  # of the frame's side: the most ECC may move a corner of b
 
 

@@ -5,8 +5,9 @@ pairs (same template, different data: hard negatives), each with one copy per tr
 (resize, JPEG 25-45, crop 3-8%, border 5-15%, brightness +-10-20%, text overlay, combinations);
 optionally real distractors from ../shared/data (TabMWP table renderings, NLVR scenes), which
 are singletons. The signals are the ones the Spark stage uses (udfs.signatures.phash, SSCD
-vectors from udfs.embedding.embed_images, udfs.verify.verify); the search is exhaustive
-(numpy), so the numbers measure the rules, not the bucketed search's recall.
+vectors of the whole image and of the picture framed inside it from udfs.embedding.embed_views,
+udfs.verify.verify); the search is exhaustive (numpy), so the numbers measure the rules, not the
+bucketed search's recall. Rows "configured, no ..." leave one candidate signal out.
 
 Scores
 - dedup, the whole step: pairs -> connected components -> every pair of images in one component
