@@ -49,7 +49,8 @@ def run(context: JobContext, report: StageReport) -> None:
     if fresh.isEmpty() and new_texts.isEmpty() and stale_policy(old_groups, settings).isEmpty():
         return  # no image without a pHash, no sample without a group, the same policy: no pair or group can change
     vectors = (lake.read(image_embeddings.CONTRACT).where(F.col("model_id") == embedding_settings(context.config).model_id)
-               .transform(image_views).join(hashes.select("image_id", "is_new"), "image_id").select("image_id", "vector", "is_new"))
+               .transform(image_views).join(hashes.select("image_id", "is_new"), "image_id")
+               .select("image_id", "vector", "is_new"))
     found, checks = image_pairs(hashes, vectors, images, settings, keep)
     report.metrics.update({f"pixel_check.{k}": v for k, v in checks.items()})
     texts = text_pairs(search_texts(samples, old_groups, new_texts), settings)

@@ -23,7 +23,6 @@ SCHEMA = StructType(
 )
 
 
-
 def _is_unit(column: str):
     return F.abs(F.sqrt(F.aggregate(column, F.lit(0.0).cast("double"), lambda acc, x: acc + x * x)) - 1.0) <= NORM_TOLERANCE
 

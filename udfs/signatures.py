@@ -49,10 +49,7 @@ def border_box(image: Image.Image, tolerance: int = TRIM_TOLERANCE, fraction: fl
     at most 256 pixels on a side; an image that would lose more than 1 - `min_keep` of a side
     (a blank image) is returned whole.
     """
-    rgb = image.convert("RGB")
-    scale = max(rgb.size) / _TRIM_WORK_SIDE
-    if scale > 1:
-        rgb = rgb.resize((max(1, round(rgb.width / scale)), max(1, round(rgb.height / scale))), Image.Resampling.BOX)
+    rgb, scale = _rgb_at_most(image, _TRIM_WORK_SIDE)
     pixels = np.asarray(rgb, dtype=np.int16)
     height, width = pixels.shape[:2]
     box = [0, 0, width, height]  # left, top, right, bottom
@@ -91,6 +88,15 @@ def border_box(image: Image.Image, tolerance: int = TRIM_TOLERANCE, fraction: fl
     return (left, top, right, bottom)
 
 
+def _rgb_at_most(image: Image.Image, side: int) -> tuple[Image.Image, float]:
+    """(`image` in RGB with its longest side at most `side`, how many times smaller it became)."""
+    rgb = image.convert("RGB")
+    scale = max(rgb.size) / side
+    if scale > 1:
+        rgb = rgb.resize((max(1, round(rgb.width / scale)), max(1, round(rgb.height / scale))), Image.Resampling.BOX)
+    return rgb, scale
+
+
 def trim_uniform_border(image: Image.Image, tolerance: int = TRIM_TOLERANCE, fraction: float = TRIM_FRACTION) -> Image.Image:
     """`image` without its uniform borders (padding, letterboxing, a chart's empty margin)."""
     box = border_box(image, tolerance, fraction)
@@ -123,10 +129,7 @@ def framed_box(image: Image.Image) -> tuple[int, int, int, int] | None:
     on a dark page still differs in hue): the frame around it (panels, bars, text) is not uniform,
     so `border_box` cannot remove it. Works on a copy at most FRAME_WORK_SIDE pixels on a side."""
     cv2 = opencv()
-    scale = max(image.size) / FRAME_WORK_SIDE
-    rgb = image.convert("RGB")
-    if scale > 1:
-        rgb = rgb.resize((max(1, round(rgb.width / scale)), max(1, round(rgb.height / scale))), Image.Resampling.BOX)
+    rgb, scale = _rgb_at_most(image, FRAME_WORK_SIDE)
     pixels = np.asarray(rgb, dtype=np.float32)
     height, width = pixels.shape[:2]
     if min(height, width) < 16:

@@ -35,9 +35,8 @@ def embed(images: DataFrame, settings: EmbeddingSettings, tasks: int) -> DataFra
     def vectors(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         return embed_series(batches, settings)
 
-    embedded = images.repartition(tasks).select(
-        "image_id", F.pandas_udf(vectors, "vector array<float>, framed_vector array<float>, error string")(F.col("bytes")).alias("out")
-    )
+    udf = F.pandas_udf(vectors, "vector array<float>, framed_vector array<float>, error string")
+    embedded = images.repartition(tasks).select("image_id", udf(F.col("bytes")).alias("out"))
     return embedded.select("image_id", F.lit(settings.model_id).alias("model_id"), "out.vector", "out.framed_vector",
                            "out.error")
 

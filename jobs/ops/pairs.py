@@ -7,8 +7,9 @@ LSH for texts, and the pixel check that decides the uncertain image pairs.
 - SSCD: cosine >= the band's low end inside k-means buckets (FAISS spherical k-means on a
   bounded sample; each vector joins its `sscd_probes` nearest centroids), exact search in each
   bucket with FAISS; an image may have two vectors (jobs.ops.embeddings.image_views: the whole
-  image and the picture framed inside it), and a pair's cosine is the closest of its views. A pair whose vectors fall in disjoint buckets is missed: that is the
-  recall traded for sub-quadratic work (tests/bench/bench_sscd_search.py);
+  image and the picture framed inside it), and a pair's cosine is the closest of its views. A
+  pair whose vectors fall in disjoint buckets is missed: that is the recall traded for
+  sub-quadratic work (tests/bench/bench_sscd_search.py);
 - text: MinHash LSH (Spark ML) over word shingles, Jaccard >= `text_jaccard`;
 - pixel check (udfs/verify.py): SSCD pairs below `sscd_tau` and, with `phash_verify`, pHash pairs
   are kept only when the two images, mapped onto each other (affine map of ORB features by RANSAC,
