@@ -3,10 +3,11 @@
 Nothing is deleted: images are already unique by content hash (silver.images) and instructions
 by the hash of their normalised text; near-duplicates are found by pHash LSH, SSCD buckets and
 MinHash LSH (jobs/ops/pairs.py) with the pixel check for uncertain image pairs, joined into
-components incrementally (jobs/ops/components.py), and samples are grouped under `dedup.rule`
+components incrementally (jobs/ops/components.py) and clustered inside the components they touch
+(jobs/ops/clusters.py: differences do not chain), and samples are grouped under `dedup.rule`
 with one representative each (jobs/ops/groups.py). Only new images (no pHash yet) and
 instructions (no component yet) are searched. The writes go in an order that a stop between
-them cannot break: pairs, groups, components, and last the hashes that mark images done.
+them cannot break: pairs, groups, components (with clusters), and last the hashes that mark images done.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 
 from pyspark.sql import functions as F
 
+from jobs.ops.clusters import relabel_and_cluster
 from jobs.ops.components import component_rows, labels_of, overlay, relabel
 from jobs.ops.embeddings import embedding_settings, image_views
 from jobs.ops.groups import GROUP_CHANGED, affected_samples, regroup, search_texts, stale_policy, texts_to_group
@@ -57,17 +59,17 @@ def run(context: JobContext, report: StageReport) -> None:
     pairs = keep(found.unionByName(texts, allowMissingColumns=True).select(
         *PAIR_COLUMNS, F.current_timestamp().alias("found_at"), F.lit(context.run_id).alias("run_id")), "pairs")
 
-    new_images = hashed.select(F.col("image_id").alias("member"))
-    changed_images = keep(relabel(image_labels, pairs.where(F.col("kind").isin(*IMAGE_KINDS)), new_images, keep, "image"),
-                          "changed_images")
-    changed_texts = keep(relabel(text_labels, pairs.where(F.col("kind") == Kind.TEXT),
-                                 new_texts.select(F.col("text_hash").alias("member")).distinct(), keep, "text"),
-                         "changed_texts")
-    affected = affected_samples(old_groups, samples, changed_images, changed_texts, settings)
-    groups = keep(regroup(new_texts, old_groups, samples, affected, overlay(image_labels, changed_images),
-                          overlay(text_labels, changed_texts), settings, context.run_id), "groups")
-    relabelled = component_rows(changed_images, Component.IMAGE, context.run_id).unionByName(
-        component_rows(changed_texts, Component.TEXT, context.run_id))
+    image_kinds, text_kind = F.col("kind").isin(*IMAGE_KINDS), F.col("kind") == Kind.TEXT
+    clustered_images = keep(relabel_and_cluster(image_labels, pairs.where(image_kinds), hashed.select(F.col("image_id").alias(
+        "member")), lake.read(duplicate_pairs.CONTRACT).where(image_kinds), keep, "image"), "clustered_images")
+    # instruction pairs set nothing aside: a text component is one core, one cluster
+    clustered_texts = keep(relabel(text_labels, pairs.where(text_kind), new_texts.select(F.col("text_hash").alias("member"))
+                                   .distinct(), keep, "text").withColumn("cluster", F.col("component")), "clustered_texts")
+    affected = affected_samples(old_groups, samples, clustered_images, clustered_texts, settings)
+    groups = keep(regroup(new_texts, old_groups, samples, affected, overlay(image_labels, clustered_images),
+                          overlay(text_labels, clustered_texts), settings, context.run_id), "groups")
+    clustered = component_rows(clustered_images, Component.IMAGE, context.run_id).unionByName(
+        component_rows(clustered_texts, Component.TEXT, context.run_id))
     failed = fresh.where(F.col("phash").isNull()).transform(
         image_outcomes, F.lit("silver.images"), F.lit(Reason.UNDECODABLE_IMAGE), F.lit("pHash could not decode the stored image"))
 
@@ -76,12 +78,12 @@ def run(context: JobContext, report: StageReport) -> None:
         rejects_batch(failed, STAGE, context.run_id),
         Batch(duplicate_pairs.CONTRACT, pairs),
         Batch(duplicate_groups.CONTRACT, groups, update_when=GROUP_CHANGED, update_set=every_column(duplicate_groups.CONTRACT)),
-        Batch(duplicate_components.CONTRACT, relabelled, update_when="t.component <> s.component",
+        Batch(duplicate_components.CONTRACT, clustered, update_when="t.component <> s.component OR t.cluster <> s.cluster",
               update_set=every_column(duplicate_components.CONTRACT)),
         Batch(image_hashes.CONTRACT, hashed.select(*image_hashes.SCHEMA.fieldNames()), append=True),
     )
-    report.metrics.update({"regrouped_samples": groups.count(), "relabelled_images": changed_images.count(),
-                           "relabelled_texts": changed_texts.count()})
+    report.metrics.update({"regrouped_samples": groups.count(), "clustered_images": clustered_images.count(),
+                           "clustered_texts": clustered_texts.count()})
     report.histogram("group_size", "samples in the duplicate groups (of 2 or more) this run touched",
                      groups.where("group_size > 1 AND is_representative"), F.col("group_size"), width=1)
     for kind in Kind:

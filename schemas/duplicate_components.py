@@ -1,7 +1,11 @@
-"""gold.duplicate_components: the connected component of every image and instruction under the pairs found.
+"""gold.duplicate_components: the connected component and the duplicate cluster of every image and instruction.
 
 A component is named by its smallest member id. Dedup keeps this table so that new pairs
-relabel only the components they join (jobs/ops/components.py), never the whole graph.
+relabel only the components they join (jobs/ops/components.py), never the whole graph, and
+recompute the clusters inside those components only (jobs/ops/clusters.py): a cluster is a core
+of members joined by pairs that set nothing aside, and the cores with an overlay-explained pair
+to it; samples are grouped by cluster. Version 2 adds `cluster` (a version 1 lake: empty the
+gold.duplicate_* tables and gold.image_hashes and re-run dedup).
 """
 
 from enum import StrEnum
@@ -25,12 +29,15 @@ SCHEMA = StructType(
         StructField("kind", StringType(), False),
         StructField("member_id", StringType(), False),
         StructField("component", StringType(), False),  # the smallest member id of the component
+        StructField("cluster", StringType(), False),  # the smallest member id of the cluster's pivot core
         StructField("labelled_at", TimestampType(), False),
         StructField("run_id", StringType(), False),
     ]
 )
 
-CHECKS = {"check_component_is_smallest": lambda settings: F.col("component") <= F.col("member_id")}
+
+CHECKS = {"check_component_is_smallest": lambda settings: F.col("component") <= F.col("member_id"),
+          "check_cluster_in_component": lambda settings: F.col("component") <= F.col("cluster")}
 
 
 def expectations(settings: None) -> list:
@@ -43,7 +50,9 @@ CONTRACT = TableContract(
     schema=SCHEMA,
     keys=KEYS,
     partition_by=("kind",),
-    description="Connected component (smallest member id) of every image and instruction hash under dedup's pairs.",
+    version=2,  # 2: cluster
+    description="Connected component and duplicate cluster (smallest member ids) of every image and instruction hash "
+                "under dedup's pairs.",
     expectations=expectations,
     checks=CHECKS,
 )

@@ -3,7 +3,7 @@
 from enum import StrEnum
 
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType, TimestampType
 
 from schemas import suites
 from schemas.contract import TableContract
@@ -29,6 +29,8 @@ SCHEMA = StructType(
         StructField("check", DoubleType(), True),  # share of textured pixels that agree outside overlays
         StructField("transform", StringType(), True),  # the map found: identity, mirror+rotate90, rotate7+scale, ...
         StructField("inlier_share", DoubleType(), True),  # RANSAC inliers / ratio-test feature matches
+        # differing regions the check explained as overlays: a pair with some joins a cluster but never chains one
+        StructField("overlays", IntegerType(), True),
         StructField("found_at", TimestampType(), False),
         StructField("run_id", StringType(), False),
     ]
@@ -55,6 +57,7 @@ def expectations(settings) -> list:
         suites.between("similarity", 0.0, 1.0 + 1e-6),
         suites.between("check", 0.0, 1.0),
         suites.between("inlier_share", 0.0, 1.0),
+        suites.between("overlays", 0),
         *suites.all_true(*CHECKS),
     ]
 
@@ -65,7 +68,7 @@ CONTRACT = TableContract(
     schema=SCHEMA,
     keys=KEYS,
     partition_by=("kind",),
-    version=2,  # 2: check, transform, inlier_share
+    version=3,  # 2: check, transform, inlier_share; 3: overlays
     description="Near-duplicate pairs with their similarity: pHash and SSCD between images, MinHash between texts; "
                 "image pairs with the pixel check's score and the map it found.",
     settings="dedup",

@@ -1,5 +1,6 @@
-"""silver.image_embeddings: one L2-normalised SSCD vector per (image, model), and one of the picture framed inside
-the image (an image viewer's window, a screenshot) when udfs.signatures.framed_box finds one."""
+"""silver.image_embeddings: one L2-normalised SSCD vector per (image, model), and one of the picture shown inside
+the image (framed in a viewer's window or a screenshot, or turned on a uniform fill) when
+udfs.signatures.inner_picture finds one."""
 
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType, IntegerType, StringType, StructField, StructType, TimestampType
@@ -16,7 +17,7 @@ SCHEMA = StructType(
         StructField("model_id", StringType(), False),  # model:backend-size: vectors of different ids never meet
         StructField("dim", IntegerType(), False),
         StructField("vector", ArrayType(FloatType(), True), False),
-        StructField("framed_vector", ArrayType(FloatType(), True), True),  # of the framed picture; null: none found
+        StructField("framed_vector", ArrayType(FloatType(), True), True),  # of the picture inside; null: none found
         StructField("embedded_at", TimestampType(), False),
         StructField("run_id", StringType(), False),
     ]

@@ -1,4 +1,4 @@
-"""Dedup's pieces on data made in the test: signatures, LSH searches against brute force, components, rules."""
+"""Dedup's pieces on data made in the test: signatures, LSH searches against brute force, components, clusters, rules."""
 
 import io
 import itertools
@@ -9,11 +9,13 @@ import pytest
 from PIL import Image, ImageEnhance
 from pyspark.sql import functions as F
 
+from jobs.ops.clusters import clusters, recluster
 from jobs.ops.components import components, overlay, relabel
 from jobs.ops.groups import regroup
 from jobs.ops.pairs import phash_pairs, sscd_buckets, sscd_pairs, text_pairs
 from jobs.runtime.config import DedupConf
 from schemas import duplicate_groups
+from tests.bench import eval_dedup_quality as quality
 from tests.conftest import screenshot
 from udfs import demo_sources
 from udfs.signatures import hamming, normalized_text, phash, phashes, shingles
@@ -221,6 +223,74 @@ def test_incremental_labels_equal_a_full_run_on_random_batches(spark, tmp_path):
     assert {r.member: r.component for r in labels.collect()} == smallest_members(edges)
 
 
+def cluster_labels(spark, folder, pairs, members=()):
+    """clusters() on Python lists: pairs (a, b, overlays) -> {member: cluster}."""
+    vertices = sorted({v for a, b, _ in pairs for v in (a, b)} | set(members))
+    frame = spark.createDataFrame([(a, b, o) for a, b, o in pairs], "left_id string, right_id string, overlays int")
+    found = clusters(spark.createDataFrame([(v,) for v in vertices], "member string"), frame, keep(spark, folder))
+    return {r.member: r.cluster for r in found.collect()}
+
+
+def expected_clusters(pairs, members=()):
+    """The evaluations' clustering (tests/bench/eval_dedup_quality.py) of the same pairs."""
+    ids = sorted({v for a, b, _ in pairs for v in (a, b)} | set(members))
+    index = {v: k for k, v in enumerate(ids)}
+    edges, weak = np.zeros((len(ids), len(ids)), bool), np.zeros((len(ids), len(ids)), bool)
+    for a, b, overlays in pairs:
+        edges[index[a], index[b]] = True
+        weak[index[a], index[b]] = bool(overlays)
+    labels = quality.clusters(ids, edges, weak)
+    return {v: ids[labels[k]] for k, v in enumerate(ids)}
+
+
+def test_clusters_equal_the_evaluations_clustering_on_random_graphs(spark, tmp_path):
+    rng = random.Random(3)
+    pairs = [(f"v{rng.randrange(90):03d}", f"v{rng.randrange(90):03d}", rng.choice([None, 0, 1, 2])) for _ in range(150)]
+    pairs = [(min(a, b), max(a, b), o) for a, b, o in pairs if a != b]
+    assert cluster_labels(spark, tmp_path, pairs, ["lone"]) == expected_clusters(pairs, ["lone"])
+
+
+def test_differences_do_not_chain_but_clean_pairs_do(spark, tmp_path):
+    """Scenes a-b-c-d, each pair differing in one region (overlays 1): components would make one
+    group; a cluster holds a pivot and members one such pair from it (b or c: b, c and a neighbour).
+    A clean chain x-y-z is one cluster."""
+    pairs = [("a", "b", 1), ("b", "c", 1), ("c", "d", 1), ("x", "y", 0), ("y", "z", None)]
+    found = cluster_labels(spark, tmp_path, pairs)
+    assert found["x"] == found["y"] == found["z"] == "x"
+    assert found in ({"a": "b", "b": "b", "c": "b", "d": "d", "x": "x", "y": "x", "z": "x"},
+                     {"a": "a", "b": "c", "c": "c", "d": "c", "x": "x", "y": "x", "z": "x"})
+
+
+def test_captioned_copies_join_the_original_and_its_clean_copies(spark, tmp_path):
+    """An original o with clean copies (jpeg, crop) and captioned copies (overlays 1): the clean core
+    outranks a captioned copy, so every captioned copy with a pair to the core joins it."""
+    core = [("o", "o-jpeg", 0), ("o", "o-crop", None), ("o-crop", "o-jpeg", 0)]
+    captioned = [("o", "o-caption", 1), ("o-jpeg", "o-logo", 2), ("o-caption", "o-logo", 2)]
+    found = cluster_labels(spark, tmp_path, core + captioned)
+    assert set(found.values()) == {"o"}
+
+
+def test_reclustering_the_touched_components_equals_a_full_run(spark, tmp_path):
+    """Member k arrives in run k // 30; a run's pairs have a new end (dedup searches new against all)."""
+    rng = random.Random(8)
+    ends = [sorted((rng.randrange(90), rng.randrange(90))) for _ in range(140)]
+    pairs = [(f"v{a:03d}", f"v{b:03d}", rng.choice([None, 0, 1])) for a, b in ends if a != b]
+    schema = "left_id string, right_id string, overlays int"
+    labels = spark.createDataFrame([], "member string, component string, cluster string")
+    stored = spark.createDataFrame([], schema)
+    for run in range(3):
+        part = spark.createDataFrame([p for p in pairs if int(p[1][1:]) // 30 == run], schema)
+        members = spark.createDataFrame([(f"v{k:03d}",) for k in range(30 * run, 30 * run + 30)], "member string")
+        folder = tmp_path / f"run{run}"
+        moved = keep(spark, folder)(relabel(labels.select("member", "component"), part, members, keep(spark, folder)),
+                                    "moved")
+        changed = recluster(labels, moved, part, stored, keep(spark, folder))
+        labels = keep(spark, folder)(overlay(labels, changed), "labels")
+        stored = keep(spark, folder)(stored.unionByName(part), "stored")
+    found = {r.member: r.cluster for r in labels.collect()}
+    assert found == expected_clusters(pairs, [f"v{k:03d}" for k in range(90)])
+
+
 @pytest.mark.parametrize(
     ("rule", "expected"),
     [("image_and_text", {"s1": 2, "s2": 2, "s3": 1, "s4": 1}), ("image", {"s1": 3, "s2": 3, "s3": 3, "s4": 1}),
@@ -232,8 +302,8 @@ def test_rules_and_keep_policy(spark, rule, expected):
          ("s4", "c_src", ["i9"], "t1", 99)],
         "sample_id string, source string, image_ids array<string>, text_hash string, text_chars long",
     )
-    images = spark.createDataFrame([("i1", "i1"), ("i2", "i1"), ("i9", "i9")], "member string, component string")
-    text_groups = spark.createDataFrame([("t1", "t1"), ("t2", "t2")], "member string, component string")
+    images = spark.createDataFrame([("i1", "i1"), ("i2", "i1"), ("i9", "i9")], "member string, cluster string")
+    text_groups = spark.createDataFrame([("t1", "t1"), ("t2", "t2")], "member string, cluster string")
     settings = DedupConf(rule=rule, source_priority=["a_src"])
     nothing = spark.createDataFrame([], duplicate_groups.SCHEMA)
     rows = {r.sample_id: r for r in regroup(texts, nothing, texts, nothing.select("sample_id"), images, text_groups,
@@ -251,12 +321,12 @@ def test_a_new_pair_regroups_the_members_of_both_groups_and_no_other(spark):
     samples = spark.createDataFrame([("s1", "a", ["i1"], "t1", 5), ("s2", "a", ["i2"], "t2", 9), ("s3", "a", ["i3"], "t3", 1)],
                                     "sample_id string, source string, image_ids array<string>, text_hash string, text_chars long")
     nothing = spark.createDataFrame([], duplicate_groups.SCHEMA)
-    before = spark.createDataFrame([("i1", "i1"), ("i2", "i2"), ("i3", "i3")], "member string, component string")
-    texts = spark.createDataFrame([(t, t) for t in ("t1", "t2", "t3")], "member string, component string")
+    before = spark.createDataFrame([("i1", "i1"), ("i2", "i2"), ("i3", "i3")], "member string, cluster string")
+    texts = spark.createDataFrame([(t, t) for t in ("t1", "t2", "t3")], "member string, cluster string")
     first = regroup(samples, nothing, samples, nothing.select("sample_id"), before, texts, settings, "r1")
     old = spark.createDataFrame(first.collect(), duplicate_groups.SCHEMA)
     assert old.select("group_id").distinct().count() == 3
-    after = spark.createDataFrame([("i1", "i1"), ("i2", "i1"), ("i3", "i3")], "member string, component string")
+    after = spark.createDataFrame([("i1", "i1"), ("i2", "i1"), ("i3", "i3")], "member string, cluster string")
     affected = spark.createDataFrame([("s2",)], "sample_id string")
     none_new = samples.limit(0)
     rows = {r.sample_id: r for r in regroup(none_new, old, samples, affected, after, texts, settings, "r2").collect()}

@@ -121,3 +121,28 @@ def test_a_picture_framed_in_a_screenshot_gets_a_vector_close_to_its_original(ph
     assert np.allclose([np.linalg.norm(inner[k]) for k in (5, 6)], 1.0, atol=1e-5)
     _, none = embed_views(framed, ONNX)  # framed views only when asked
     assert none == [None, None]
+
+
+def test_a_picture_turned_on_a_fill_gets_an_upright_vector_close_to_its_original(photos):
+    """Turned copies (small and large angles, dark, grey and white fills) of photos and of a page on
+    a grey fill: the upright view is close to the original, far closer than the whole copy."""
+    from dataclasses import replace
+
+    from udfs import planted_disc
+    from udfs.embedding import embed_views
+
+    originals = [photos["chelsea"], photos["coffee"], photos["astronaut"], planted_disc.render_templates(1, seed=3)[0][2]]
+    turns = [(6, (0, 0, 0)), (-25, (128, 128, 128)), (38, (255, 255, 255)), (-12, (128, 128, 128))]
+    turned = [turned_copy(original, angle, fill) for original, (angle, fill) in zip(originals, turns)]
+    whole, inner = embed_views([*originals, *turned], replace(ONNX, framed=True))
+    assert all(v is None for v in inner[:4]), "an upright photo or page shows nothing turned inside it"
+    for k in range(4):
+        upright, as_is = float(inner[4 + k] @ whole[k]), float(whole[4 + k] @ whole[k])
+        assert upright > 0.8 and upright > as_is + 0.1, (turns[k], upright, as_is)
+
+
+def turned_copy(data: bytes, angle: float, fill: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    image.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill).save(buffer, format="PNG")
+    return buffer.getvalue()

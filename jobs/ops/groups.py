@@ -1,8 +1,8 @@
 """Sample groups under dedup's rule, and the representative the keep policy keeps, regrouped incrementally.
 
-A sample's image group is the set of its images' components; its text group is its instruction's
-component; `dedup.rule` combines them. Only the samples a run can change are regrouped: new
-samples, samples whose image or instruction changed component, samples grouped under another
+A sample's image group is the set of its images' clusters; its text group is its instruction's
+cluster; `dedup.rule` combines them. Only the samples a run can change are regrouped: new
+samples, samples whose image or instruction changed cluster, samples grouped under another
 policy, and every other member of the groups those samples leave or join (their size and
 representative change).
 """
@@ -37,7 +37,7 @@ def search_texts(samples: DataFrame, old_groups: DataFrame, new_texts: DataFrame
 
 def affected_samples(old_groups: DataFrame, samples: DataFrame, changed_images: DataFrame,
                      changed_texts: DataFrame, settings: DedupConf) -> DataFrame:
-    """(sample_id) of grouped samples whose images or instruction changed component, or whose
+    """(sample_id) of grouped samples whose images or instruction changed cluster, or whose
     stored policy is not the configured one."""
     by_image = (samples.select("sample_id", F.explode("image_ids").alias("member"))
                 .join(changed_images.select("member"), "member", "left_semi").select("sample_id"))
@@ -57,7 +57,7 @@ def regroup(new_texts: DataFrame, old_groups: DataFrame, samples: DataFrame, aff
 
     `new_texts`: instruction_texts of the samples to (re)group from their text (no group yet, or
     an instruction without a component); `affected`: affected_samples; `image_labels`,
-    `text_labels`: (member, component) after this run's pairs.
+    `text_labels`: (member, component, cluster) after this run's pairs.
     """
     moved = (old_groups.join(affected, "sample_id", "left_semi").join(new_texts, "sample_id", "left_anti")
              .select("sample_id", "source", "text_hash", "text_chars")
@@ -76,11 +76,11 @@ def _keys(samples: DataFrame, image_labels: DataFrame, text_labels: DataFrame, s
     images = (samples.select("sample_id", F.explode("image_ids").alias("member"))
               .join(image_labels, "member", "left")
               .groupBy("sample_id")
-              .agg(F.array_join(F.array_sort(F.collect_set(F.coalesce("component", "member"))), ",").alias("images")))
-    texts = text_labels.select(F.col("member").alias("text_hash"), F.col("component").alias("text_component"))
+              .agg(F.array_join(F.array_sort(F.collect_set(F.coalesce("cluster", "member"))), ",").alias("images")))
+    texts = text_labels.select(F.col("member").alias("text_hash"), F.col("cluster").alias("text_cluster"))
     keyed = (samples.join(images, "sample_id", "left").join(texts, "text_hash", "left")
              .withColumn("image_group", F.when(F.col("images").isNotNull(), F.sha2("images", 256).substr(1, 32)))
-             .withColumn("text_group", F.coalesce("text_component", "text_hash")))
+             .withColumn("text_group", F.coalesce("text_cluster", "text_hash")))
     return keyed.select("sample_id", "source", "text_hash", "text_chars", "image_group", "text_group",
                         F.sha2(_group_key(settings), 256).substr(1, 32).alias("group_id"))
 

@@ -37,7 +37,7 @@ from udfs.signatures import shingles
 
 KMEANS_POINTS_PER_BUCKET = 64
 KMEANS_SAMPLE_MAX = 100_000
-PAIR_COLUMNS = ["kind", "left_id", "right_id", "similarity", "evidence", "check", "transform", "inlier_share"]
+PAIR_COLUMNS = ["kind", "left_id", "right_id", "similarity", "evidence", "check", "transform", "inlier_share", "overlays"]
 
 
 def ordered_pair(kind: str, a: Column, b: Column, similarity: Column, evidence: Column) -> list[Column]:
@@ -163,8 +163,8 @@ def prepared_images(images: DataFrame, ids: DataFrame, tasks: int) -> DataFrame:
 
 def pixel_check(pairs: DataFrame, images: DataFrame, neighbours: int, checkpoint: Callable[[DataFrame, str], DataFrame],
                 right_images: DataFrame | None = None, ranked: tuple[str, ...] = ("left_id", "right_id")) -> DataFrame:
-    """Every pair with `check` (udfs.verify.verify's score), `transform`, `inlier_share` and `geometry`
-    (the check's evidence), null when it was not checked.
+    """Every pair with `check` (udfs.verify.verify's score), `transform`, `inlier_share`, `overlays`
+    and `geometry` (the check's evidence), null when it was not checked.
 
     Only a pair among the `neighbours` most similar candidates (per kind) of one of its images (the
     sides in `ranked`) is checked: in a dense region (synthetic scenes, tables of one template)
@@ -189,9 +189,10 @@ def pixel_check(pairs: DataFrame, images: DataFrame, neighbours: int, checkpoint
             for left, left_prepared, right, right_prepared in batch.itertuples(index=False):
                 a, b = image(left, left_prepared), image(right, right_prepared)
                 match = None if a is None or b is None else verify(a, b)
-                found.append((0.0, None, None, "undecodable") if match is None else
-                             (match.score, match.transform, match.inlier_share, match.evidence))
-            yield pd.DataFrame(found, columns=["score", "transform", "inlier_share", "evidence"])
+                found.append((0.0, None, None, None, "undecodable") if match is None else
+                             (match.score, match.transform, match.inlier_share, match.overlays, match.evidence))
+            yield pd.DataFrame(found, columns=["score", "transform", "inlier_share", "overlays", "evidence"]).astype(
+                {"overlays": "Int32"})
 
     roles = [pairs.select("kind", F.col(side).alias("image"),
                           F.col("right_id" if side == "left_id" else "left_id").alias("other"),
@@ -212,20 +213,20 @@ def pixel_check(pairs: DataFrame, images: DataFrame, neighbours: int, checkpoint
     to_check = wanted \
         .join(left.select(F.col("image_id").alias("left_id"), F.col("prepared").alias("left_prepared")), "left_id") \
         .join(right.select(F.col("image_id").alias("right_id"), F.col("prepared").alias("right_prepared")), "right_id")
-    check = F.pandas_udf(scores, "score double, transform string, inlier_share double, evidence string")(
+    check = F.pandas_udf(scores, "score double, transform string, inlier_share double, overlays int, evidence string")(
         F.struct("left_id", "left_prepared", "right_id", "right_prepared"))
     # An explicit task count spreads the checks (see prepared_images); grouping by left image lets a
     # batch decode each left image once.
     checked = to_check.repartition(tasks, "left_id").select("left_id", "right_id", check.alias("verified")).select(
         "left_id", "right_id", F.col("verified.score").alias("check"), "verified.transform", "verified.inlier_share",
-        F.col("verified.evidence").alias("geometry"))
+        "verified.overlays", F.col("verified.evidence").alias("geometry"))
     return pairs.join(checked, ["left_id", "right_id"], "left")
 
 
 def verified_pairs(pairs: DataFrame, images: DataFrame, settings: ImageMatchConf,
                    checkpoint: Callable[[DataFrame, str], DataFrame], right_images: DataFrame | None = None,
                    ranked: tuple[str, ...] = ("left_id", "right_id")) -> tuple[DataFrame, dict[str, int]]:
-    """The certain pairs as they are (check, transform, inlier_share null) and the uncertain ones
+    """The certain pairs as they are (check, transform, inlier_share, overlays null) and the uncertain ones
     (needs_pixel_check) that pass the pixel check (>= verify_min; its verdict joins the evidence),
     with the check's counts: candidates, checked, passed.
 
@@ -243,7 +244,7 @@ def verified_pairs(pairs: DataFrame, images: DataFrame, settings: ImageMatchConf
     kept = candidates.where(F.col("check") >= settings.verify_min).select(
         "kind", "left_id", "right_id", "similarity",
         F.format_string("%s check=%.3f %s", "evidence", "check", "geometry").alias("evidence"),
-        "check", "transform", "inlier_share")
+        "check", "transform", "inlier_share", "overlays")
     return pairs.where(~uncertain).unionByName(kept, allowMissingColumns=True), counts
 
 

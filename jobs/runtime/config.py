@@ -242,7 +242,8 @@ class EmbedConf(StrictModel):
     image_size: int = Field(default=288, gt=0)
     trim_borders: bool = Field(default=False, description="uniform borders removed before embedding (part of the model id)")
     framed: bool = Field(default=True, description=(
-        "also embed the picture framed inside an image (a viewer, a screenshot): framed copies meet their original"))
+        "also embed the picture shown inside an image (framed in a viewer or a screenshot, or turned on a fill): "
+        "framed and turned copies meet their original"))
     partitions: int = Field(default=0, ge=0, description="embedding tasks; 0 = 4 x default parallelism")
 
 

@@ -42,7 +42,7 @@ if str(PROJECT) not in sys.path:
 from jobs import registry  # noqa: E402
 from jobs.runtime.config import default_conf_dir, load_config  # noqa: E402
 from jobs.runtime.session import get_session  # noqa: E402
-from tests.bench.eval_dedup_quality import components, photo_originals  # noqa: E402
+from tests.bench.eval_dedup_quality import connected, photo_originals  # noqa: E402
 from udfs import planted, planted_disc  # noqa: E402
 from udfs.verify import Prepared, prepared, verify  # noqa: E402
 
@@ -111,7 +111,7 @@ def pdq_baseline(images: dict[str, bytes]) -> tuple[dict[str, str], float]:
         xor = np.bitwise_xor(turned[:, k][:, None, :], plain[None, :, :])
         distance = np.minimum(distance, np.unpackbits(xor, axis=2).sum(axis=2))
     edges = np.triu((distance <= PDQ_RADIUS) | (distance.T <= PDQ_RADIUS), 1)
-    labels = components(len(keys), edges)
+    labels = connected(len(keys), edges)
     return {key: keys[label] for key, label in zip(keys, labels)}, time.monotonic() - started
 
 
@@ -183,10 +183,10 @@ def main() -> None:
     print("stages (s): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
 
     keys = spark.sql(
-        "SELECT c.component, s.source_key FROM gold.duplicate_components c "
+        "SELECT c.cluster, s.source_key FROM gold.duplicate_components c "
         "JOIN (SELECT image_id, explode(source_refs) AS ref FROM silver.images) i ON c.member_id = i.image_id "
         "JOIN silver.samples s ON s.sample_id = i.ref.sample_id WHERE c.kind = 'image'").collect()
-    stage_labels = {r.source_key: r.component for r in keys}
+    stage_labels = {r.source_key: r.cluster for r in keys}
     truth = {im.image_id: im.original_id for im in images}
     stage_p, stage_r = pairwise(stage_labels, truth)
     flagged = {r.source_key for r in spark.sql(

@@ -5,13 +5,14 @@ pairs (same template, different data: hard negatives), each with one copy per tr
 (resize, JPEG 25-45, crop 3-8%, border 5-15%, brightness +-10-20%, text overlay, combinations);
 optionally real distractors from ../shared/data (TabMWP table renderings, NLVR scenes), which
 are singletons. The signals are the ones the Spark stage uses (udfs.signatures.phash, SSCD
-vectors of the whole image and of the picture framed inside it from udfs.embedding.embed_views,
-udfs.verify.verify); the search is exhaustive (numpy), so the numbers measure the rules, not the
-bucketed search's recall. Rows "configured, no ..." leave one candidate signal out.
+vectors of the whole image and of the picture shown inside it, framed or turned, from
+udfs.embedding.embed_views, udfs.verify.verify); the search is exhaustive (numpy), so the numbers
+measure the rules, not the bucketed search's recall. Rows "configured, no ..." leave one candidate signal out.
 
 Scores
-- dedup, the whole step: pairs -> connected components -> every pair of images in one component
-  is a predicted duplicate pair; pairwise precision and recall against the planted truth
+- dedup, the whole step: pairs -> clusters (jobs/ops/clusters.py: cores joined by pairs that set
+  nothing aside, and the cores with an overlay-explained pair to a pivot core) -> every pair of
+  images in one cluster is a predicted duplicate pair; pairwise precision and recall against the planted truth
   (original-copy and copy-copy pairs). Recall per transformation counts original-copy pairs.
 - decontamination: benchmark = the originals of about half the groups (one chart of every
   look-alike pair, so its sibling is a clean training image); training = their copies (planted
@@ -102,7 +103,7 @@ class Signals:
     sscd: np.ndarray  # (n, 512) unit vectors, plain preprocessing
     sscd_trim: np.ndarray  # preprocessing with trim_borders
     phash_dihedral: np.ndarray  # (n, 8) int64: the pHashes of the image's rotations and mirrors
-    sscd_framed: np.ndarray  # (n, 512): of the picture framed inside the image (plain preprocessing), 0 when none
+    sscd_framed: np.ndarray  # (n, 512): of the picture shown inside the image (plain preprocessing), 0 when none
 
 
 def onnx_settings(trim: bool, threads: int = 2, framed: bool = False) -> EmbeddingSettings:
@@ -114,7 +115,8 @@ def signals(images: list[planted.PlantedImage], cache: Path | None = None, plain
             trimmed: bool = True) -> Signals:
     """pHashes (plain, trimmed) and SSCD vectors: plain and/or of trimmed images (an empty matrix when not asked)."""
     data = [im.data for im in images]
-    key = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for d in data) + bytes([plain, trimmed]) + b"dihedral+framed").hexdigest()
+    salt = b"dihedral+framed+turned"  # what the stored signals hold: another salt recomputes them
+    key = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for d in data) + bytes([plain, trimmed]) + salt).hexdigest()
     if cache and cache.is_file():
         stored = np.load(cache)
         if str(stored["key"]) == key:
@@ -173,21 +175,22 @@ class Rule:
     use_phash: bool = True
     use_sscd: bool = True
     dihedral: bool = False  # pHash candidates also between an image's rotations/mirror and the other image [phash_turns]
-    framed: bool = False  # SSCD also of the picture framed inside an image [embed.framed]
+    framed: bool = False  # SSCD also of the picture shown inside an image [embed.framed]
 
 
 CHUNK = 200  # pairs per task of a worker process
 _SET: list[planted.PlantedImage] = []  # the set being scored, inherited by forked workers
 
 
-def _checked(pairs: list[tuple[int, int]]) -> tuple[dict[tuple[int, int], float], float]:
-    """(pair -> pixel check score, seconds) of sorted pairs of _SET, each image prepared once."""
+def _checked(pairs: list[tuple[int, int]]) -> tuple[dict[tuple[int, int], tuple[float, int]], float]:
+    """(pair -> (pixel check score, overlays), seconds) of sorted pairs of _SET, each image prepared once."""
     start, ready, scores = time.time(), {}, {}
     for i, j in pairs:
         for k in (i, j):
             if k not in ready:
                 ready[k] = prepared(_SET[k].data)
-        scores[(i, j)] = verify(ready[i], ready[j]).score
+        match = verify(ready[i], ready[j])
+        scores[(i, j)] = (match.score, match.overlays)
     return scores, time.time() - start
 
 
@@ -211,7 +214,7 @@ class Scorer:
             views = sig.sscd @ sig.sscd_framed.T
             self.cosine[(False, True)] = np.maximum.reduce(
                 [self.cosine[(False, False)], views, views.T, sig.sscd_framed @ sig.sscd_framed.T])
-        self._scores: dict[tuple[int, int], float] = {}
+        self._scores: dict[tuple[int, int], tuple[float, int]] = {}
         self.checked = 0
         self.check_seconds = 0.0
 
@@ -238,10 +241,19 @@ class Scorer:
 
     def check(self, i: int, j: int) -> float:
         self.check_all([(i, j)])
-        return self._scores[(min(i, j), max(i, j))]
+        return self._scores[(min(i, j), max(i, j))][0]
+
+    def overlays(self, i: int, j: int) -> int:
+        self.check_all([(i, j)])
+        return self._scores[(min(i, j), max(i, j))][1]
 
     def edges(self, rule: Rule, rows: np.ndarray | None = None, cols: np.ndarray | None = None) -> np.ndarray:
         """Boolean matrix of accepted pairs (upper triangle when rows/cols are all images)."""
+        return self.graded_edges(rule, rows, cols)[0]
+
+    def graded_edges(self, rule: Rule, rows: np.ndarray | None = None,
+                     cols: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(accepted pairs, the accepted pairs that passed the check only with overlays set aside)."""
         rows = np.arange(self.n) if rows is None else rows
         cols = np.arange(self.n) if cols is None else cols
         distance = (np.minimum(self.distance[rule.trim], self.dihedral_distance) if rule.dihedral
@@ -259,13 +271,14 @@ class Scorer:
             band = (cosine >= rule.band_low) & (cosine < rule.sscd_tau) & valid
             checked |= nearest(band, cosine, rule.neighbours, square)
         checked &= ~certain
-        accepted = certain.copy()
+        accepted, weak = certain.copy(), np.zeros_like(certain)
         pairs = [(rows[a], cols[b]) for a, b in zip(*np.nonzero(checked))]
         self.check_all(pairs)
         for a, b in zip(*np.nonzero(checked)):
             if self.check(rows[a], cols[b]) >= rule.verify_min:
                 accepted[a, b] = True
-        return accepted
+                weak[a, b] = self.overlays(rows[a], cols[b]) > 0
+        return accepted, weak
 
 
 def nearest(candidates: np.ndarray, similarity: np.ndarray, neighbours: int, symmetric: bool) -> np.ndarray:
@@ -287,8 +300,8 @@ def nearest(candidates: np.ndarray, similarity: np.ndarray, neighbours: int, sym
 # ---------------------------------------------------------------- scores
 
 
-def components(n: int, edges: np.ndarray) -> np.ndarray:
-    """Component label per image (union-find), what the stage's label propagation computes."""
+def connected(n: int, edges: np.ndarray) -> np.ndarray:
+    """Connected component label per image (union-find)."""
     parent = list(range(n))
 
     def root(k: int) -> int:
@@ -302,10 +315,41 @@ def components(n: int, edges: np.ndarray) -> np.ndarray:
     return np.array([root(k) for k in range(n)])
 
 
+def clusters(ids: list[str], edges: np.ndarray, weak: np.ndarray) -> np.ndarray:
+    """Cluster label per image (an index into `ids`: the smallest id of the pivot core), as
+    jobs/ops/clusters.py computes it: cores are the components of the accepted pairs that set
+    nothing aside (`edges` and not `weak`), and pivot rounds over the cores follow the `weak` pairs."""
+    n = len(ids)
+    edges, weak = edges | edges.T, (weak | weak.T) & (edges | edges.T)
+    core = connected(n, edges & ~weak)
+    roots = sorted(set(core.tolist()), key=lambda r: min(ids[k] for k in np.flatnonzero(core == r)))
+    slot = {r: k for k, r in enumerate(roots)}
+    label = [min((ids[k], k) for k in np.flatnonzero(core == r))[1] for r in roots]  # the core's smallest id
+    of = np.array([slot[c] for c in core])
+    linked = np.zeros((len(roots), len(roots)), bool)
+    for i, j in zip(*np.nonzero(weak)):
+        linked[of[i], of[j]] = of[i] != of[j]
+    size, pairs = np.bincount(of, minlength=len(roots)), linked.sum(axis=1)
+    order = sorted(range(len(roots)), key=lambda c: (size[c], pairs[c], hashlib.md5(ids[label[c]].encode()).hexdigest(),
+                                                     ids[label[c]]))
+    rank = np.empty(len(roots), int)
+    rank[order] = np.arange(len(roots))
+    pivot = np.full(len(roots), -1)
+    while (pivot < 0).any():
+        free = pivot < 0
+        strongest = np.where(linked & free[None, :], rank[None, :], -1).max(axis=1)
+        chosen = free & (rank > strongest)
+        pivot[chosen] = np.flatnonzero(chosen)
+        claimed = free & ~chosen & (linked & chosen[None, :]).any(axis=1)
+        best = np.where(linked & chosen[None, :], rank[None, :], -1).argmax(axis=1)
+        pivot[claimed] = best[claimed]
+    return np.array([label[pivot[c]] for c in of])
+
+
 def dedup_scores(images, scorer: Scorer, rule: Rule) -> dict:
     n = len(images)
-    edges = scorer.edges(rule)
-    labels = components(n, edges)
+    edges, weak = scorer.graded_edges(rule)
+    labels = clusters([im.image_id for im in images], edges, weak)
     group = np.array([im.original_id for im in images])
     upper = np.triu(np.ones((n, n), bool), 1)
     predicted = (labels[:, None] == labels[None, :]) & upper
@@ -441,7 +485,7 @@ def evaluate(title: str, images: list[planted.PlantedImage], sig: Signals, rules
     for _, scores in dedup:  # share of same-template pairs that end in one group
         scores["template_grouped"] = scores["false:look-alike"] / max(look_alikes, 1)
     print()
-    print(table("dedup, whole step (pairs -> components): pairwise precision / recall", dedup, [
+    print(table("dedup, whole step (pairs -> clusters): pairwise precision / recall", dedup, [
         ("precision", "P"), ("recall", "R"), ("edges", "edges"), ("edge_precision", "edge P"),
         ("edge_recall", "edge R"), ("false:look-alike", "FP look"), ("template_grouped", "look grp"),
         ("false:distractor", "FP dist"), ("false:other", "FP other")]))

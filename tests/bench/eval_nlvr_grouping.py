@@ -6,7 +6,7 @@ policy question; this script reports what each rule of tests/bench/eval_dedup_qu
 with them, on the same signals the stage uses (pHash plain and trimmed, SSCD, the pixel check):
 
 - per scene: how many groups its six renderings fall into (1 = all six grouped together);
-- within-scene pairs linked (pairwise, after connected components) and cross-scene pairs linked
+- within-scene pairs linked (pairwise, after clustering as the stage does) and cross-scene pairs linked
   (renderings of different statements grouped together: synthetic scenes look alike).
 
     python tests/bench/eval_nlvr_grouping.py [--statements 200] [--seed 0] [--cache /tmp/nlvr-signals.npz]
@@ -49,7 +49,7 @@ def scenes(statements: int, seed: int) -> list[PlantedImage]:
 
 def grouping(images: list[PlantedImage], scorer: quality.Scorer, rule: quality.Rule) -> dict:
     n = len(images)
-    labels = quality.components(n, scorer.edges(rule))
+    labels = quality.clusters([im.image_id for im in images], *scorer.graded_edges(rule))
     scene = np.array([im.original_id for im in images])
     upper = np.triu(np.ones((n, n), bool), 1)
     together = (labels[:, None] == labels[None, :]) & upper
