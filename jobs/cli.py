@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from pyspark.errors import PySparkException
 
 from jobs import demo, registry
-from jobs.runtime.session import get_session
+from jobs.runtime.session import LakeInUse, get_session
 from jobs.runtime.stage import add_config_flags, config_from_args
 from jobs.runtime.gate import quality_report
+from jobs.runtime.query import FORMATS, QueryError, export, first_line, parse, stream
 from jobs.runtime.tables import Lake, describe_tables
 from jobs.runtime.tracking import ui_command
 
@@ -25,10 +27,19 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one stage (flags after the stage go to it)")
     run.add_argument("stage", choices=[s.name for s in registry.STAGES])
     run.add_argument("stage_args", nargs=argparse.REMAINDER, help="--env, --set KEY=VALUE, --conf DIR")
-    sql = commands.add_parser("sql", help='run a SQL query over the lake, e.g. finelake sql "SELECT * FROM silver.samples"')
+    sql = commands.add_parser("sql", help='run a read-only SQL query over the lake, e.g. finelake sql "SELECT * FROM '
+                                          'silver.samples"; print it or export it')
     sql.add_argument("query")
-    sql.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
-    sql.add_argument("--truncate", type=int, default=80, help="characters per cell (0 = no cut; default 80)")
+    sql.add_argument("--format", choices=FORMATS, default="table",
+                     help="table (printed, default), csv (a header row; bytes as base64, nested values as JSON), "
+                          "json (JSON lines) or parquet (needs --output)")
+    sql.add_argument("--output", type=Path, default=None,
+                     help="write the result to this one file (csv, json, parquet) instead of printing it")
+    sql.add_argument("--limit", type=int, default=None,
+                     help="rows at most (table: 20 unless given; csv, json, parquet: all unless given)")
+    sql.add_argument("--truncate", type=int, default=80, help="table: characters per cell (0 = no cut; default 80)")
+    sql.add_argument("--allow-writes", action="store_true",
+                     help="run statements that change the lake (INSERT, CREATE, DROP, ...); refused otherwise")
     add_config_flags(sql)
     tables = commands.add_parser("tables", help="list the lake's tables with versions and row counts")
     add_config_flags(tables)
@@ -44,11 +55,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return registry.BY_NAME[args.stage].main(args.stage_args)
     if args.command == "demo":
-        return demo.run(args)
-    config = config_from_args(args, args.command)
+        try:
+            return demo.run(args)
+        except LakeInUse as err:
+            print(f"finelake demo: {err}", file=sys.stderr)
+            return 2
+    if args.command == "sql" and (problem := export_problem(args.format, args.output)):
+        print(f"finelake sql: {problem}", file=sys.stderr)
+        return 2
+    config = config_from_args(args, args.command, stage=False)
     if config is None:
         return 2
-    spark = get_session(config)
+    try:
+        spark = get_session(config)
+    except LakeInUse as err:
+        print(f"finelake {args.command}: {err}", file=sys.stderr)
+        return 2
     if args.command == "tables":
         print(describe_tables(Lake(spark, config)))
         return 0
@@ -56,10 +78,32 @@ def main(argv: list[str] | None = None) -> int:
         print(quality_report(Lake(spark, config)))
         print(f"\nMLflow UI for these runs: {ui_command(config)}")
         return 0
+    return query(spark, args)
+
+
+def export_problem(fmt: str, output: Path | None) -> str | None:
+    if fmt == "parquet" and output is None:
+        return "--format parquet needs --output PATH"
+    if fmt == "table" and output is not None:
+        return "--output needs --format csv, json or parquet"
+    return None
+
+
+def query(spark, args: argparse.Namespace) -> int:
     try:
-        spark.sql(args.query).show(args.limit, truncate=args.truncate)
-    except PySparkException as err:
+        frame = parse(spark, args.query, args.allow_writes)
+        if args.format == "table":
+            frame.show(20 if args.limit is None else args.limit, truncate=args.truncate)
+        elif args.output is not None:
+            rows = export(frame if args.limit is None else frame.limit(args.limit), args.format, args.output)
+            print(f"finelake sql: wrote {rows} rows to {args.output}", file=sys.stderr)
+        else:
+            stream(frame, args.format, args.limit)
+    except QueryError as err:
         print(f"finelake sql: {err}", file=sys.stderr)
+        return 2
+    except PySparkException as err:
+        print(f"finelake sql: {first_line(err)}", file=sys.stderr)
         return 2
     return 0
 

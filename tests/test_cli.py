@@ -1,8 +1,12 @@
 """The finelake command: help and config errors in a fresh process, run/sql/tables in this one (tables found
 by name by another process: tests/test_teacher_resume.py)."""
 
+import json
+import os
 import re
 import subprocess
+
+import pandas as pd
 
 from jobs import cli
 from tests.conftest import FINELAKE, set_flags
@@ -24,14 +28,52 @@ def test_bad_config_exits_2_and_names_the_key(tmp_path, demo_root):
     assert "--set normalize.image.max_side=huge: normalize.image.max_side" in result.stderr
 
 
-def test_a_stage_run_from_the_cli_is_queried_with_sql(make_lake, capsys):
-    """`finelake run` then `finelake sql` by table name (across processes: tests/test_teacher_resume.py)."""
+def test_a_stage_run_from_the_cli_is_queried_with_sql_and_exported(make_lake, capsys, tmp_path):
+    """`finelake run` then `finelake sql` by table name (across processes: tests/test_teacher_resume.py);
+    exports that pandas reads with the table's rows, nested values and all; writes refused."""
     flags = make_lake("clirun_").flags("ingest.sources=[demo_cauldron]")
     assert cli.main(["run", "ingest", *flags]) == 0
     assert "demo_cauldron" in (wrote := capsys.readouterr().out) and "wrote bronze.records v1: +10 rows" in wrote, wrote
     query = "SELECT source, count(*) AS n FROM clirun_bronze.records GROUP BY source"
     assert cli.main(["sql", query, *flags]) == 0
     assert re.search(r"\|\s*demo_cauldron\s*\|\s*10\s*\|", answer := capsys.readouterr().out), answer
+
+    table = "clirun_bronze.records"
+    for fmt, read in (("csv", pd.read_csv), ("json", lambda path: pd.read_json(path, lines=True)),
+                      ("parquet", pd.read_parquet)):
+        output = tmp_path / f"records.{fmt}"
+        assert cli.main(["sql", f"SELECT * FROM {table}", "--format", fmt, "--output", str(output), *flags]) == 0
+        assert f"wrote 10 rows to {output}" in capsys.readouterr().err
+        frame = read(output)
+        assert len(frame) == 10 and "source" in frame.columns and set(frame["source"]) == {"demo_cauldron"}, fmt
+    assert cli.main(["sql", f"SELECT * FROM {table} ORDER BY 1", "--format", "json", "--limit", "3", *flags]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(json.loads(line)["source"] == "demo_cauldron" for line in lines)
+    assert cli.main(["sql", f"SELECT source FROM {table}", "--format", "csv", *flags]) == 0
+    assert capsys.readouterr().out.split() == ["source"] + ["demo_cauldron"] * 10
+
+    for statement in (f"INSERT INTO {table} SELECT * FROM {table}", f"DROP TABLE {table}",
+                      f"WITH again AS (SELECT * FROM {table}) INSERT INTO {table} SELECT * FROM again"):
+        assert cli.main(["sql", statement, *flags]) == 2
+        err = capsys.readouterr().err
+        assert "finelake sql only reads" in err and len(err.strip().splitlines()) == 1, err
+    assert cli.main(["sql", f"SELECT count(*) AS n FROM {table}", "--format", "csv", *flags]) == 0
+    assert capsys.readouterr().out.split() == ["n", "10"], "the refused statements changed nothing"
+
+
+def test_sql_errors_are_one_line_and_a_query_needs_no_ingest_sources(make_lake, capsys):
+    flags = make_lake("clirun_").flags("ingest.sources=[no_such_source]")
+    for query, expected in (("SELEC 1", "syntax error"), ("SELECT * FROM clirun_bronze.nothing_here", "nothing_here"),
+                            ("SELECT nope FROM VALUES (1) AS t(x)", "nope")):
+        assert cli.main(["sql", query, *flags]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and len(err.strip().splitlines()) == 1, err
+    assert cli.main(["sql", "SELECT 1 AS one", "--format", "parquet", *flags]) == 2
+    assert "--format parquet needs --output PATH" in capsys.readouterr().err
+    assert cli.main(["sql", "SELECT 1 AS one", "--format", "json", *flags]) == 0  # ingest.sources is not checked
+    assert json.loads(capsys.readouterr().out) == {"one": 1}
+    assert cli.main(["run", "ingest", *flags]) == 2  # a stage still checks it
+    assert "no_such_source" in capsys.readouterr().err
 
 
 def test_tables_and_sql_errors_in_process(make_lake, capsys):
@@ -42,3 +84,13 @@ def test_tables_and_sql_errors_in_process(make_lake, capsys):
     assert "cli_silver.samples" in listing and "(not created yet)" in listing
     assert cli.main(["sql", "SELECT nope FROM cli_bronze.records", *flags]) == 2
     assert "cli_bronze" in capsys.readouterr().err
+
+
+def test_a_process_on_a_lake_another_one_holds_is_refused_in_one_line(base_overrides):
+    """This test process holds its lake's embedded metastore (conftest's session); a second process
+    on the same lake says who holds it, in one line, and starts no JVM."""
+    result = subprocess.run([FINELAKE, "sql", "SELECT 1", *set_flags(*base_overrides)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"is in use by process {os.getpid()}" in result.stderr and "pytest" in result.stderr, result.stderr

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
+import datetime
+import json
 import logging
 import os
 import sys
@@ -14,6 +17,11 @@ from jobs.runtime.config import Config
 from udfs.readers import local_path
 
 log = logging.getLogger("finelake")
+HOLDER = "metastore_db.holder"  # in the lake folder: the process that holds the embedded metastore
+
+
+class LakeInUse(RuntimeError):
+    """Another live process holds the lake's embedded (one-process) metastore."""
 
 
 def get_session(config: Config) -> SparkSession:
@@ -38,6 +46,8 @@ def get_session(config: Config) -> SparkSession:
     lake = local_path(config.paths.lake)
     if lake:
         Path(lake).mkdir(parents=True, exist_ok=True)
+        if config.spark.conf.get("spark.hadoop.javax.jdo.option.ConnectionURL", "").startswith("jdbc:derby:;"):
+            hold_metastore(Path(lake))
     if config.spark.master:
         builder = builder.master(config.spark.master)
     for key, value in config.spark.conf.items():
@@ -62,3 +72,51 @@ def check_cluster_conf(session: SparkSession, config: Config) -> None:
     for key, found in differing.items():
         log.warning("cluster setting %s is %r, config expects %r (set it when creating the cluster)",
                     key, found, config.spark.cluster_conf[key])
+
+
+def hold_metastore(lake: Path) -> None:
+    """Record this process as the one holding the lake's embedded Derby metastore, or raise LakeInUse
+    naming the live process that holds it (Derby itself would fail with a page of stack trace)."""
+    holder = lake / HOLDER
+    mine = json.dumps({"pid": os.getpid(), "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])[:160],
+                       "since": datetime.datetime.now().isoformat(timespec="seconds")})
+    for _ in range(2):
+        try:
+            with os.fdopen(os.open(holder, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w") as out:
+                out.write(mine)
+            atexit.register(_release, holder)
+            return
+        except FileExistsError:
+            try:
+                other = json.loads(holder.read_text())
+            except (OSError, ValueError):
+                other = {}
+            if other.get("pid") == os.getpid():
+                return
+            if _alive(other.get("pid")):
+                raise LakeInUse(
+                    f"the lake {lake} is in use by process {other['pid']} (`{other.get('command', '?')}`, since "
+                    f"{other.get('since', '?')}): its embedded metastore admits one process at a time; "
+                    "run this when that one has finished") from None
+            holder.unlink(missing_ok=True)  # left by a process that died
+    raise LakeInUse(f"the lake {lake}: another process claimed it just now; try again")
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _release(holder: Path) -> None:
+    try:
+        if json.loads(holder.read_text()).get("pid") == os.getpid():
+            holder.unlink()
+    except (OSError, ValueError):
+        pass

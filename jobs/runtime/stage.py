@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from jobs import registry
 from jobs.runtime.config import ENVIRONMENTS, Config, ConfigError, load_config
 from jobs.runtime.gate import Gate, GateFailure
-from jobs.runtime.session import get_session
+from jobs.runtime.session import LakeInUse, get_session
 from jobs.runtime.tables import Lake, TableContractError, WriteResult, job_session
 from jobs.runtime.tracking import Tracker
 
@@ -148,13 +148,16 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     for noisy in ("py4j", "pyspark", "great_expectations", "alembic", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # PySpark logs every failed query with its JVM stack trace; finelake reports the error once, in a line
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
 
 
-def config_from_args(args: argparse.Namespace, command: str) -> Config | None:
-    """Set up logging and load the config named by the flags; on a config error say why and return None."""
+def config_from_args(args: argparse.Namespace, command: str, stage: bool = True) -> Config | None:
+    """Set up logging and load the config named by the flags; on a config error say why and return None.
+    A command that only reads the lake (`stage` False) does not need ingest's sources to exist."""
     configure_logging()
     try:
-        return load_config(args.env, args.overrides, args.conf)
+        return load_config(args.env, args.overrides, args.conf, check_sources=stage)
     except ConfigError as err:
         print(f"finelake {command}: {err}", file=sys.stderr)
         return None
@@ -179,6 +182,11 @@ def run_job(stage: str, description: str, run: Callable[[JobContext, StageReport
         pool.submit(importlib.import_module, "great_expectations.expectations")
         try:
             spark = job_session(get_session(config))
+        except LakeInUse as err:
+            tracking.result()
+            tracker.finish(report, {}, failure=str(err))
+            print(f"finelake {stage}: {err}", file=sys.stderr)
+            return 2
         except BaseException as err:
             tracking.result()
             tracker.finish(report, {}, failure=f"no Spark session: {type(err).__name__}: {err}")
