@@ -1,4 +1,4 @@
-"""The `finelake` command: run stages, query the lake with SQL, list tables, run the demo."""
+"""The `finelake` command: run stages, query the lake with SQL, list tables, share the lake, run the demo."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from jobs.runtime.session import LakeInUse, get_session
 from jobs.runtime.stage import add_config_flags, config_from_args
 from jobs.runtime.gate import quality_report
 from jobs.runtime.query import FORMATS, QueryError, export, first_line, parse, stream
+from jobs.runtime.service import ServiceError, serve
 from jobs.runtime.tables import Lake, describe_tables
 from jobs.runtime.tracking import ui_command
+from udfs.readers import local_path
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,6 +47,12 @@ def parser() -> argparse.ArgumentParser:
     add_config_flags(tables)
     report = commands.add_parser("report", help="quality overview: published versions, last validations, MLflow runs")
     add_config_flags(report)
+    serve = commands.add_parser("serve", help="share the local lake until Ctrl-C: its metastore for jobs and finelake sql, "
+                                              "a Spark Thrift Server for JDBC/ODBC clients (beeline, BI tools)")
+    serve.add_argument("--host", default="127.0.0.1", help="address both listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--jdbc-port", type=int, default=10000, help="Thrift Server (HiveServer2) port (default 10000)")
+    serve.add_argument("--metastore-port", type=int, default=1527, help="Derby network server port (default 1527)")
+    add_config_flags(serve)
     demo_command = commands.add_parser("demo", help="build the demo sources and run every stage on them")
     demo.add_flags(demo_command)
     return top
@@ -66,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from_args(args, args.command, stage=False)
     if config is None:
         return 2
+    if args.command == "serve":
+        return serve_lake(config, args)
     try:
         spark = get_session(config)
     except LakeInUse as err:
@@ -79,6 +89,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nMLflow UI for these runs: {ui_command(config)}")
         return 0
     return query(spark, args)
+
+
+def serve_lake(config, args: argparse.Namespace) -> int:
+    lake = local_path(config.paths.lake)
+    if config.spark.managed or not lake:
+        print("finelake serve: shares a local lake (env local); on Databricks or Dataproc use the platform's SQL "
+              "endpoint", file=sys.stderr)
+        return 2
+    try:
+        return serve(config, Path(lake), args.host, args.metastore_port, args.jdbc_port)
+    except (ServiceError, LakeInUse) as err:
+        print(f"finelake serve: {err}", file=sys.stderr)
+        return 2
 
 
 def export_problem(fmt: str, output: Path | None) -> str | None:

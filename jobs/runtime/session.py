@@ -14,6 +14,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from jobs.runtime.config import Config
+from jobs.runtime.service import METASTORE_URL, process_alive, running_service, shared_metastore
 from udfs.readers import local_path
 
 log = logging.getLogger("finelake")
@@ -44,20 +45,32 @@ def get_session(config: Config) -> SparkSession:
     # Python workers must run the interpreter that has finelake installed, not whatever `python3` is.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     lake = local_path(config.paths.lake)
+    conf = dict(config.spark.conf)
     if lake:
         Path(lake).mkdir(parents=True, exist_ok=True)
-        if config.spark.conf.get("spark.hadoop.javax.jdo.option.ConnectionURL", "").startswith("jdbc:derby:;"):
+        if (service := running_service(Path(lake))) is not None:
+            log.info("the lake is served by process %d: metastore at %s:%d", service.pid, service.host, service.metastore_port)
+            conf = shared_metastore(conf, Path(lake), service)
+        elif conf.get(METASTORE_URL, "").startswith("jdbc:derby:;"):
             hold_metastore(Path(lake))
     if config.spark.master:
         builder = builder.master(config.spark.master)
-    for key, value in config.spark.conf.items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     if "spark.jars.ivySettings" not in config.spark.conf:
         builder = builder.config("spark.jars.ivySettings", str(resources.files("conf") / "ivysettings.xml"))
     from delta import configure_spark_with_delta_pip
 
     log.info("starting local Spark (%s) with Delta; lake at %s", config.spark.master, config.paths.lake)
-    session = configure_spark_with_delta_pip(builder).getOrCreate()
+    # The JVM inherits stdout and Ivy prints to it; stdout carries results (finelake sql --format csv)
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        session = configure_spark_with_delta_pip(builder).getOrCreate()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
     session.sparkContext.setLogLevel("ERROR")
     return session
 
@@ -84,7 +97,7 @@ def hold_metastore(lake: Path) -> None:
         try:
             with os.fdopen(os.open(holder, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w") as out:
                 out.write(mine)
-            atexit.register(_release, holder)
+            atexit.register(release_metastore, lake)
             return
         except FileExistsError:
             try:
@@ -93,28 +106,18 @@ def hold_metastore(lake: Path) -> None:
                 other = {}
             if other.get("pid") == os.getpid():
                 return
-            if _alive(other.get("pid")):
+            if process_alive(other.get("pid")):
                 raise LakeInUse(
                     f"the lake {lake} is in use by process {other['pid']} (`{other.get('command', '?')}`, since "
                     f"{other.get('since', '?')}): its embedded metastore admits one process at a time; "
-                    "run this when that one has finished") from None
+                    "run this when that one has finished, or share the lake with `finelake serve`") from None
             holder.unlink(missing_ok=True)  # left by a process that died
     raise LakeInUse(f"the lake {lake}: another process claimed it just now; try again")
 
 
-def _alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _release(holder: Path) -> None:
+def release_metastore(lake: Path) -> None:
+    """Drop this process's record as the lake's metastore holder (no-op when another holds it)."""
+    holder = lake / HOLDER
     try:
         if json.loads(holder.read_text()).get("pid") == os.getpid():
             holder.unlink()
