@@ -22,13 +22,14 @@ the new ones, and the result equals a run over the whole graph.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.ops.components import components, relabel
+from jobs.ops.components import components, overlay, relabel
 
 log = logging.getLogger("finelake")
 MAX_ROUNDS = 200
@@ -67,7 +68,8 @@ def pivot_rounds(nodes: DataFrame, edges: DataFrame, checkpoint: Checkpoint, nam
         free = checkpoint(free, f"{name}-{round_}-free")
         if free.isEmpty():
             log.info("pivot clustering: settled after %d rounds", round_ - 1)
-            return _union(settled) if settled else nodes.select("node", F.col("node").alias("pivot"))
+            return functools.reduce(DataFrame.unionByName, settled) if settled else nodes.select(
+                "node", F.col("node").alias("pivot"))
         among = (edges.join(free.select(F.col("node").alias("src")), "src", "left_semi")
                  .join(free.select(F.col("node").alias("dst"), "priority"), "dst"))
         strongest = among.groupBy("src").agg(F.max("priority").alias("strongest")).withColumnRenamed("src", "node")
@@ -83,13 +85,6 @@ def pivot_rounds(nodes: DataFrame, edges: DataFrame, checkpoint: Checkpoint, nam
     raise RuntimeError(f"pivot clustering did not settle in {MAX_ROUNDS} rounds")
 
 
-def _union(frames: list[DataFrame]) -> DataFrame:
-    out = frames[0]
-    for frame in frames[1:]:
-        out = out.unionByName(frame)
-    return out
-
-
 def recluster(labels: DataFrame, changed: DataFrame, new_pairs: DataFrame, stored_pairs: DataFrame,
               checkpoint: Checkpoint, name: str = "clusters") -> DataFrame:
     """(member, component, cluster) of every member whose component or cluster a run changes.
@@ -99,8 +94,8 @@ def recluster(labels: DataFrame, changed: DataFrame, new_pairs: DataFrame, store
     and the table's. The clusters of every component holding a changed member or a new pair's end
     are recomputed from the pairs among its members.
     """
-    after = checkpoint(labels.select("member", "component").join(changed.select("member"), "member", "left_anti")
-                       .unionByName(changed.select("member", "component")), f"{name}-after")
+    after = checkpoint(overlay(labels.select("member", "component"), changed.select("member", "component")),
+                       f"{name}-after")
     ends = new_pairs.select(F.col("left_id").alias("member")).unionByName(new_pairs.select(F.col("right_id").alias("member")))
     touched = after.join(ends.unionByName(changed.select("member")).distinct(), "member", "left_semi").select("component")
     members = checkpoint(after.join(touched.distinct(), "component", "left_semi"), f"{name}-members")

@@ -32,7 +32,7 @@ class QueryError(ValueError):
     """A query that cannot run, in one line."""
 
 
-def first_line(err: BaseException) -> str:
+def first_line(err: BaseException | str) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
 
@@ -55,17 +55,13 @@ def parse(spark: SparkSession, query: str, allow_writes: bool = False) -> DataFr
 
 
 def _first_keyword(query: str) -> str:
-    text = query.strip()
-    while text.startswith(("--", "/*")):
-        text = text.split("\n", 1)[1].strip() if text.startswith("--") and "\n" in text else (
-            text.split("*/", 1)[1].strip() if text.startswith("/*") and "*/" in text else "")
-    return text.lstrip("(").split(None, 1)[0].upper() if text else ""
+    words = re.sub(r"--[^\n]*|/\*.*?\*/", " ", query, flags=re.DOTALL).replace("(", " ").split()
+    return words[0].upper() if words else ""
 
 
 def _java_message(err: Exception) -> str:
     java = getattr(err, "java_exception", None)
-    message = str(java.getMessage()) if java is not None else str(err)
-    return " ".join(line.strip() for line in message.strip().splitlines()[:1]) or type(err).__name__
+    return first_line(str(java.getMessage()) if java is not None else err)
 
 
 def flat(frame: DataFrame) -> DataFrame:
