@@ -9,6 +9,7 @@ from pathlib import Path
 from pyspark.errors import PySparkException
 
 from jobs import demo, registry
+from jobs.runtime import duckdb_engine
 from jobs.runtime.session import LakeInUse, get_session
 from jobs.runtime.stage import add_config_flags, config_from_args
 from jobs.runtime.gate import quality_report
@@ -40,6 +41,10 @@ def parser() -> argparse.ArgumentParser:
     sql.add_argument("--limit", type=int, default=None,
                      help="rows at most (table: 20 unless given; csv, json, parquet: all unless given)")
     sql.add_argument("--truncate", type=int, default=80, help="table: characters per cell (0 = no cut; default 80)")
+    sql.add_argument("--engine", choices=("spark", "duckdb"), default="spark",
+                     help="spark (default: Spark SQL through the lake's catalog) or duckdb (no JVM: DuckDB over the "
+                          "tables' latest Delta versions, answers in a second or two, even while a job holds the lake; "
+                          "DuckDB's SQL dialect; local lake only)")
     sql.add_argument("--allow-writes", action="store_true",
                      help="run statements that change the lake (INSERT, CREATE, DROP, ...); refused otherwise")
     add_config_flags(sql)
@@ -76,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return serve_lake(config, args)
+    if args.command == "sql" and args.engine == "duckdb":
+        return query_without_jvm(config, args)
     try:
         spark = get_session(config)
     except LakeInUse as err:
@@ -102,6 +109,24 @@ def serve_lake(config, args: argparse.Namespace) -> int:
     except (ServiceError, LakeInUse) as err:
         print(f"finelake serve: {err}", file=sys.stderr)
         return 2
+
+
+def query_without_jvm(config, args: argparse.Namespace) -> int:
+    warehouse = local_path(config.spark.conf.get("spark.sql.warehouse.dir", ""))
+    problem = ("--allow-writes needs --engine spark: the duckdb engine only reads" if args.allow_writes else
+               "--engine duckdb reads a local lake's warehouse folder; use --engine spark here"
+               if config.spark.managed or config.catalog.name or not warehouse else None)
+    try:
+        if problem:
+            raise QueryError(problem)
+        rows = duckdb_engine.run(duckdb_engine.connect(Path(warehouse)), args.query, args.format, args.output,
+                                 args.limit, args.truncate)
+    except QueryError as err:
+        print(f"finelake sql: {err}", file=sys.stderr)
+        return 2
+    if args.output is not None:
+        print(f"finelake sql: wrote {rows} rows to {args.output}", file=sys.stderr)
+    return 0
 
 
 def export_problem(fmt: str, output: Path | None) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -27,6 +28,21 @@ FINELAKE = str(Path(sys.executable).parent / "finelake")  # the console script o
 def set_flags(*overrides: str) -> list[str]:
     """`--set KEY=VALUE` flags of a stage or `finelake` command line."""
     return [arg for item in overrides for arg in ("--set", item)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def attach(spark, warehouse: Path, prefix: str, schema_glob: str = "*") -> None:
+    """Every Delta table under `warehouse` (<schema>.db/<table>) as `<prefix><schema>.<table>` of this session's
+    catalog: another process's lake, read and extended through what its Delta logs hold."""
+    for log in sorted(warehouse.glob(f"{schema_glob}.db/*/_delta_log")):
+        table, schema = log.parent, log.parent.parent.name.removesuffix(".db")
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {prefix}{schema}")
+        spark.sql(f"CREATE TABLE {prefix}{schema}.{table.name} USING DELTA LOCATION '{table}'")
 
 
 def needs_shared_data(*folders: str):

@@ -10,17 +10,18 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from udfs.generation import Request
 
 
 class LocalOpenAIServer:
-    def __init__(self, backend=None, scripted: list[str] | None = None, reply: str | None = None, fail_first: int = 0,
+    def __init__(self, backend=None, scripted: list[str] | None = None, reply: str | Callable[[dict], str] | None = None, fail_first: int = 0,
                  fail_status: int = 503, delay_s: float = 0.0):
         self.backend = backend
         self.scripted = list(scripted or [])
-        self.reply = reply  # the answer once `scripted` is used up
+        self.reply = reply  # the answer once `scripted` is used up: a text, or a function of the request's body
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.delay_s = delay_s
@@ -47,13 +48,15 @@ class LocalOpenAIServer:
 
     def prompts(self) -> list[str]:
         """The last user text of every request received, in arrival order."""
-        return [_text(body["messages"][-1]["content"]) for body in self.requests]
+        return [text_of(body["messages"][-1]["content"]) for body in self.requests]
 
     def answer(self, body: dict) -> tuple[int, dict]:
         with self.lock:
             self.requests.append(body)
             number = len(self.requests)
             scripted = self.scripted.pop(0) if self.scripted else self.reply
+        if callable(scripted):
+            scripted = scripted(body)
         if number <= self.fail_first:
             return self.fail_status, {"error": {"message": f"planted failure {number}"}}
         if self.delay_s:
@@ -61,7 +64,7 @@ class LocalOpenAIServer:
         if scripted is not None:
             text, tokens_in, tokens_out, finish = scripted, 7, len(scripted.split()), "stop"
         else:
-            messages = [{"role": m["role"], "content": _text(m["content"])} for m in body["messages"]]
+            messages = [{"role": m["role"], "content": text_of(m["content"])} for m in body["messages"]]
             with self.model_lock:
                 result = self.backend.generate([Request(messages)])[0]
             text, tokens_in, tokens_out, finish = result.text, result.tokens_in, result.tokens_out, result.finish_reason
@@ -105,7 +108,7 @@ class LocalOpenAIServer:
         return Handler
 
 
-def _text(content) -> str:
+def text_of(content) -> str:
     if isinstance(content, str):
         return content
     return "\n".join(part["text"] for part in content if part.get("type") == "text")

@@ -1,8 +1,8 @@
 """A separate process for the kill test (tests/test_teacher_resume.py): its own lake and Derby metastore.
 
-    python -m tests.resume_child KEY=VALUE ...   (config overrides; the lake is paths.lake)
+    python -m tests.resume_child STAGE KEY=VALUE ...   (config overrides; the lake is paths.lake)
 
-Writes the teacher test's silver input when the lake has none, then runs the `rate` stage.
+Writes the teacher test's silver input when the lake has none, then runs the teacher stage STAGE.
 """
 
 import sys
@@ -22,14 +22,14 @@ class ChildLake:
         self.lake = Lake(self.spark, self.config)
 
 
-def main(overrides: list[str]) -> int:
+def main(stage: str, overrides: list[str]) -> int:
     from tests.test_teacher import write_silver
 
     child = ChildLake(overrides)
     if child.lake.latest_version(silver_samples.CONTRACT) == 0:
         write_silver(child)
-    return registry.BY_NAME["rate"].main(set_flags(*overrides))
+    return registry.BY_NAME[stage].main(set_flags(*overrides))
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1], sys.argv[2:]))

@@ -1,12 +1,15 @@
 """The finelake command: help and config errors in a fresh process, run/sql/tables in this one (tables found
 by name by another process: tests/test_teacher_resume.py)."""
 
+import contextlib
+import io
 import json
 import os
 import re
 import subprocess
 
 import pandas as pd
+import pytest
 
 from jobs import cli
 from tests.conftest import FINELAKE, set_flags
@@ -28,12 +31,20 @@ def test_bad_config_exits_2_and_names_the_key(tmp_path, demo_root):
     assert "--set normalize.image.max_side=huge: normalize.image.max_side" in result.stderr
 
 
-def test_a_stage_run_from_the_cli_is_queried_with_sql_and_exported(make_lake, capsys, tmp_path):
+@pytest.fixture(scope="module")
+def ingested(make_lake) -> tuple[list[str], str]:
+    """The flags of a lake that `finelake run ingest` wrote demo_cauldron's 10 records into, and what it printed."""
+    flags = make_lake("clirun_").flags("ingest.sources=[demo_cauldron]")
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert cli.main(["run", "ingest", *flags]) == 0
+    return flags, printed.getvalue()
+
+
+def test_a_stage_run_from_the_cli_is_queried_with_sql_and_exported(ingested, capsys, tmp_path):
     """`finelake run` then `finelake sql` by table name (across processes: tests/test_teacher_resume.py);
     exports that pandas reads with the table's rows, nested values and all; writes refused."""
-    flags = make_lake("clirun_").flags("ingest.sources=[demo_cauldron]")
-    assert cli.main(["run", "ingest", *flags]) == 0
-    assert "demo_cauldron" in (wrote := capsys.readouterr().out) and "wrote bronze.records v1: +10 rows" in wrote, wrote
+    flags, wrote = ingested
+    assert "demo_cauldron" in wrote and "wrote bronze.records v1: +10 rows" in wrote, wrote
     query = "SELECT source, count(*) AS n FROM clirun_bronze.records GROUP BY source"
     assert cli.main(["sql", query, *flags]) == 0
     assert re.search(r"\|\s*demo_cauldron\s*\|\s*10\s*\|", answer := capsys.readouterr().out), answer
@@ -59,6 +70,40 @@ def test_a_stage_run_from_the_cli_is_queried_with_sql_and_exported(make_lake, ca
         assert "finelake sql only reads" in err and len(err.strip().splitlines()) == 1, err
     assert cli.main(["sql", f"SELECT count(*) AS n FROM {table}", "--format", "csv", *flags]) == 0
     assert capsys.readouterr().out.split() == ["n", "10"], "the refused statements changed nothing"
+
+
+def test_the_duckdb_engine_answers_like_spark_without_a_jvm_while_this_process_holds_the_lake(ingested, tmp_path,
+                                                                                             capfd):
+    """`--engine duckdb` in a fresh process on this session's lake (its metastore held here): the same CSV
+    export as Spark's, cell for cell; JSON lines and Parquet that pandas reads; a printed table; one-line
+    errors for writes, syntax and unknown tables."""
+    flags, _ = ingested
+    query = "SELECT sample_id, source, record, images FROM clirun_bronze.records ORDER BY sample_id"
+    by_spark, by_duckdb = tmp_path / "spark.csv", tmp_path / "duckdb.csv"
+    assert cli.main(["sql", query, "--format", "csv", "--output", str(by_spark), *flags]) == 0
+    duck = subprocess.run([FINELAKE, "sql", query, "--engine", "duckdb", "--format", "csv", "--output", str(by_duckdb),
+                           *flags], capture_output=True, text=True, timeout=300)
+    assert duck.returncode == 0 and f"wrote 10 rows to {by_duckdb}" in duck.stderr, duck.stderr
+    spark_rows, duckdb_rows = pd.read_csv(by_spark), pd.read_csv(by_duckdb)
+    pd.testing.assert_frame_equal(duckdb_rows.drop(columns="images"), spark_rows.drop(columns="images"))
+    assert [len(json.loads(cell)) for cell in duckdb_rows["images"]] == [len(json.loads(c)) for c in spark_rows["images"]]
+    capfd.readouterr()
+
+    engine = ["--engine", "duckdb", *flags]
+    for fmt, read in (("json", lambda path: pd.read_json(path, lines=True)), ("parquet", pd.read_parquet)):
+        output = tmp_path / f"records.{fmt}"
+        assert cli.main(["sql", "SELECT * FROM clirun_bronze.records", "--format", fmt, "--output", str(output),
+                         *engine]) == 0
+        assert len(frame := read(output)) == 10 and set(frame["source"]) == {"demo_cauldron"}, fmt
+    assert cli.main(["sql", "SELECT source, count(*) AS n FROM clirun_bronze.records GROUP BY source", *engine]) == 0
+    assert re.search(r"demo_cauldron\s*│\s*10\s*│", shown := capfd.readouterr().out), shown
+    for statement, expected in (("INSERT INTO clirun_bronze.records SELECT * FROM clirun_bronze.records", "only reads"),
+                                ("SELEC 1", "syntax error"), ("SELECT * FROM clirun_bronze.nothing_here", "nothing_here")):
+        assert cli.main(["sql", statement, *engine]) == 2
+        err = capfd.readouterr().err
+        assert expected in err and len(err.strip().splitlines()) == 1, err
+    assert cli.main(["sql", "SELECT 1", "--allow-writes", *engine]) == 2
+    assert "--allow-writes needs --engine spark" in capfd.readouterr().err
 
 
 def test_sql_errors_are_one_line_and_a_query_needs_no_ingest_sources(make_lake, capsys):

@@ -159,10 +159,12 @@ def test_a_stage_may_write_only_what_the_registry_gives_it(gated_lake):
 
 def test_a_refused_batch_does_not_undo_a_commit_made_while_it_was_audited(gated_lake, tmp_path):
     """Writer A's batch is being staged when writer B commits to the same table (its own partition);
-    A is refused. B's commit stays, A leaves nothing behind."""
+    A is refused. B's commit stays, A leaves nothing behind, and no reader ever saw A's rows: not a
+    reader polling while A was audited, and not any version of the table made meanwhile."""
     lake = gated_lake.lake
     released = tmp_path / "b-committed"
     template = lake.read_current(silver_rejects.CONTRACT).limit(1)
+    first_version = lake.latest_version(silver_rejects.CONTRACT)
 
     @F.pandas_udf("string")
     def reason_once_b_committed(values: pd.Series) -> pd.Series:
@@ -174,7 +176,7 @@ def test_a_refused_batch_does_not_undo_a_commit_made_while_it_was_audited(gated_
     bad = template.withColumns({"stage": F.lit("normalize"), "file": F.lit("a.json"), "run_id": F.lit("run-a"),
                                 "reason": reason_once_b_committed(F.col("reason"))})
     good = template.withColumns({"stage": F.lit("ingest"), "file": F.lit("b.json"), "run_id": F.lit("run-b")})
-    outcome = {}
+    outcome, seen_by_reader = {}, []
 
     def writer_a():
         try:
@@ -186,12 +188,17 @@ def test_a_refused_batch_does_not_undo_a_commit_made_while_it_was_audited(gated_
     a.start()
     results = gate_for(gated_lake, INGEST, "run-b").commit(Batch(silver_rejects.CONTRACT, good))
     Path(released).touch()
+    while a.is_alive():
+        seen_by_reader.append(gated_lake.table("silver", "rejects").where("file = 'a.json'").count())
     a.join(timeout=300)
     assert "expect_column_values_to_be_in_set(reason)" in str(outcome["a"])
     current = lake.read_current(silver_rejects.CONTRACT)
     assert current.where("file = 'b.json' AND run_id = 'run-b'").count() == 1
     assert current.where("file = 'a.json'").count() == 0
     assert lake.latest_version(silver_rejects.CONTRACT) == results[0].version  # nothing committed after B
+    assert seen_by_reader and not any(seen_by_reader)
+    for version in range(first_version, results[0].version + 1):
+        assert lake.read_version(silver_rejects.CONTRACT, version).where("file = 'a.json'").count() == 0
 
 
 def test_report_lists_every_gated_table(gated_lake):

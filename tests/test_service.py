@@ -1,5 +1,6 @@
-"""`finelake serve` on a lake of its own: a job and `finelake sql` run at the same time against it, beeline
-reads the job's table over JDBC, and stopping the service stops both of its processes."""
+"""`finelake serve` on a lake of its own: a job and `finelake sql` run at the same time against it, then two
+different stages at once (normalize reading the table ingest appends to), beeline reads their tables over JDBC,
+and stopping the service stops both of its processes."""
 
 import os
 import signal
@@ -10,13 +11,7 @@ from pathlib import Path
 
 import pyspark
 
-from tests.conftest import FINELAKE, set_flags
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.conftest import FINELAKE, free_port, set_flags
 
 
 def listening(port: int) -> bool:
@@ -24,7 +19,18 @@ def listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_a_served_lake_takes_a_job_sql_and_beeline_at_once(tmp_path, demo_root):
+def beeline(port: int, query: str) -> list[str]:
+    """The csv2 lines (header first) of `query` run by the pyspark wheel's beeline over JDBC."""
+    spark_home = Path(pyspark.__file__).parent
+    result = subprocess.run(
+        [str(spark_home / "bin" / "beeline"), "-u", f"jdbc:hive2://127.0.0.1:{port}/default", "--silent=true",
+         "--outputformat=csv2", "-e", query],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "SPARK_HOME": str(spark_home)})
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+def test_a_served_lake_takes_two_stages_sql_and_beeline_at_once(tmp_path, demo_root):
     lake = tmp_path / "lake"
     flags = set_flags(f"paths.lake={lake}", f"paths.demo_sources={demo_root}", "spark.master=local[1]",
                       "spark.conf.spark.driver.memory=1g")
@@ -44,12 +50,22 @@ def test_a_served_lake_takes_a_job_sql_and_beeline_at_once(tmp_path, demo_root):
         assert query.returncode == 0 and "default" in query.stdout.split(), query.stderr[-2000:]
         output, _ = job.communicate(timeout=600)
         assert job.returncode == 0 and "wrote bronze.records v1: +10 rows" in output, output[-3000:]
-        spark_home = Path(pyspark.__file__).parent
-        beeline = subprocess.run(
-            [str(spark_home / "bin" / "beeline"), "-u", f"jdbc:hive2://127.0.0.1:{jdbc}/default", "--silent=true",
-             "--outputformat=csv2", "-e", "SELECT source, count(*) AS n FROM bronze.records GROUP BY source"],
-            capture_output=True, text=True, timeout=300, env={**os.environ, "SPARK_HOME": str(spark_home)})
-        assert "demo_cauldron,10" in beeline.stdout.split(), beeline.stdout + beeline.stderr[-2000:]
+        # two different stages at once: normalize reads bronze.records while ingest appends another source to it
+        stages = [subprocess.Popen([FINELAKE, "run", stage, *flags, "--set", f"ingest.sources=[{source}]"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                  for stage, source in (("normalize", "demo_cauldron"), ("ingest", "demo_hf_vqa"))]
+        for stage, wrote in zip(stages, ("wrote silver.samples v1: +9 rows", "wrote bronze.records v2: +")):
+            output, _ = stage.communicate(timeout=600)
+            assert stage.returncode == 0 and wrote in output, output[-3000:]
+        counts = beeline(jdbc, "SELECT b.source, b.n, coalesce(s.n, 0) + coalesce(r.n, 0) AS accounted FROM "
+                         "(SELECT source, count(*) AS n FROM bronze.records GROUP BY source) b LEFT JOIN "
+                         "(SELECT source, count(*) AS n FROM silver.samples GROUP BY source) s ON s.source = b.source "
+                         "LEFT JOIN (SELECT source, count(*) AS n FROM silver.rejects WHERE stage = 'normalize' "
+                         "GROUP BY source) r ON r.source = b.source ORDER BY b.source")
+        rows = {source: (int(n), int(accounted)) for source, n, accounted in (line.split(",") for line in counts[1:])}
+        assert rows["demo_cauldron"] == (10, 10), counts  # every record normalized or rejected with a reason
+        ingested, accounted = rows["demo_hf_vqa"]
+        assert ingested > 0 and accounted in (0, ingested), counts  # normalize saw all of it or none of it
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(120)
