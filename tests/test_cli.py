@@ -139,3 +139,4 @@ def test_a_process_on_a_lake_another_one_holds_is_refused_in_one_line(base_overr
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert f"is in use by process {os.getpid()}" in result.stderr and "pytest" in result.stderr, result.stderr
+    assert "finelake serve" in result.stderr and "--engine duckdb" in result.stderr

@@ -110,7 +110,8 @@ def hold_metastore(lake: Path) -> None:
                 raise LakeInUse(
                     f"the lake {lake} is in use by process {other['pid']} (`{other.get('command', '?')}`, since "
                     f"{other.get('since', '?')}): its embedded metastore admits one process at a time; "
-                    "run this when that one has finished, or share the lake with `finelake serve`") from None
+                    "run this when that one has finished, or share the lake with `finelake serve` (a query "
+                    "answers now with `finelake sql --engine duckdb`)") from None
             holder.unlink(missing_ok=True)  # left by a process that died
     raise LakeInUse(f"the lake {lake}: another process claimed it just now; try again")
 
