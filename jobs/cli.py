@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
     sql.add_argument("--truncate", type=int, default=80, help="table: characters per cell (0 = no cut; default 80)")
     sql.add_argument("--engine", choices=("spark", "duckdb"), default="spark",
                      help="spark (default: Spark SQL through the lake's catalog) or duckdb (no JVM: DuckDB over the "
-                          "tables' latest Delta versions, answers in a second or two, even while a job holds the lake; "
+                          "tables' latest Delta versions, answers in seconds, even while a job holds the lake; "
                           "DuckDB's SQL dialect; local lake only)")
     sql.add_argument("--allow-writes", action="store_true",
                      help="run statements that change the lake (INSERT, CREATE, DROP, ...); refused otherwise")

@@ -83,7 +83,7 @@ def finished(job: subprocess.Popen, wrote: str) -> str:
     return err
 
 
-def python_task_running(group: int) -> bool:
+def python_daemon_started(group: int) -> bool:
     """Whether an executor in the process group has started PySpark's Python worker daemon (a group of its own): it
     does so for its first task that runs Python (a UDF of the stage), so a kill then loses that task in flight."""
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -116,7 +116,7 @@ def test_stages_run_on_two_workers_and_a_lost_worker_changes_no_row(standalone, 
     before = set(work_dir.glob("app-*"))
     job = submit(standalone, "normalize", lake, demo_root)
     deadline = time.monotonic() + 600
-    while not python_task_running(doomed.pid):
+    while not python_daemon_started(doomed.pid):
         assert job.poll() is None and time.monotonic() < deadline, "normalize ended before a UDF ran on the worker"
         time.sleep(0.1)
     os.killpg(doomed.pid, signal.SIGKILL)

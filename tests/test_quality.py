@@ -188,7 +188,7 @@ def test_a_refused_batch_does_not_undo_a_commit_made_while_it_was_audited(gated_
     a.start()
     results = gate_for(gated_lake, INGEST, "run-b").commit(Batch(silver_rejects.CONTRACT, good))
     Path(released).touch()
-    while a.is_alive():
+    while not seen_by_reader or a.is_alive():
         seen_by_reader.append(gated_lake.table("silver", "rejects").where("file = 'a.json'").count())
     a.join(timeout=300)
     assert "expect_column_values_to_be_in_set(reason)" in str(outcome["a"])

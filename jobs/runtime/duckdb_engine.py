@@ -1,42 +1,49 @@
-"""`finelake sql --engine duckdb`: read-only queries answered without a JVM, in a second or two.
+"""`finelake sql --engine duckdb`: read-only queries answered without a JVM, in seconds.
 
 Every Delta table under the lake's warehouse folder is read at its latest version (the published
 one: a batch that failed its audit was never committed) by delta-rs (`deltalake`) as an Arrow
 dataset, and shown to an in-memory DuckDB as a view named as in Spark (`silver.samples`). No
 metastore is opened, so it answers while a job holds the lake and without `finelake serve`. The
 dialect is DuckDB's: plain SELECTs read the same, functions differ (`list_contains`, not
-`array_contains`). Exports and streamed rows are written by DuckDB itself (COPY), never collected.
+`array_contains`). Rows leave DuckDB as Arrow batches and are written as Spark's engine writes
+them: CSV cells hold bytes as base64 and nested values as JSON (struct fields that are null left
+out), JSON lines leave null fields out, the table cuts cells at --truncate characters.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import sys
 from pathlib import Path
+from typing import IO, Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from jobs.runtime.query import QueryError, first_line
 
-COPY_FORMATS = {"csv": "FORMAT csv, HEADER", "json": "FORMAT json", "parquet": "FORMAT parquet"}
-# DuckDB's types a CSV cell cannot hold as they are: bytes become base64, nested values JSON (as Spark's export)
-NESTED_TYPES = ("STRUCT", "MAP", "UNION")
+BATCH_ROWS = 10_000
 
 
 def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with a view `<schema>.<table>` over every Delta table of `warehouse`."""
+    """An in-memory DuckDB with a view `<schema>.<table>` over every Delta table of `warehouse` it can read; a
+    table it cannot (e.g. one a job is creating right now) is named on stderr and left out."""
     connection = duckdb.connect()
-    for log in sorted(warehouse.glob("*.db/*/_delta_log")):
+    for number, log in enumerate(sorted(warehouse.glob("*.db/*/_delta_log"))):
         table, schema = log.parent, log.parent.parent.name.removesuffix(".db")
         try:
             dataset = DeltaTable(str(table)).to_pyarrow_dataset()
         except Exception as err:  # delta-rs raises its own error types, one per protocol problem
-            raise QueryError(f"{schema}.{table.name}: the duckdb engine cannot read it ({first_line(err)}); "
-                             "use --engine spark") from None
-        hidden = f"delta_{schema}_{table.name}"
+            print(f"finelake sql: {schema}.{table.name} left out: {first_line(err)}", file=sys.stderr)
+            continue
+        hidden = f"delta_table_{number}"
         connection.register(hidden, dataset)
-        connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        connection.execute(f'CREATE VIEW "{schema}"."{table.name}" AS SELECT * FROM "{hidden}"')
+        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {_identifier(schema)}")
+        connection.execute(f"CREATE VIEW {_identifier(schema)}.{_identifier(table.name)} AS SELECT * FROM {hidden}")
     return connection
 
 
@@ -54,42 +61,110 @@ def select_statement(query: str) -> str:
 
 
 def run(connection: duckdb.DuckDBPyConnection, query: str, fmt: str, output: Path | None, limit: int | None,
-        truncate: int) -> int | None:
-    """Print or export the query's rows as `finelake sql` does with Spark; the rows exported (None for a table)."""
+        truncate: int) -> int:
+    """Print or export the query's rows as `finelake sql` does with Spark; the number of rows written."""
     statement = select_statement(query)
     try:
         result = connection.sql(statement)
+        if result is None:
+            raise QueryError("the statement returns no rows")
+        repeated = sorted({name for name in result.columns if result.columns.count(name) > 1})
+        if repeated:
+            raise QueryError(f"duplicate column names {', '.join(repeated)}: give them distinct aliases")
+        rows = 20 if fmt == "table" and limit is None else limit
+        batches = (result.limit(rows) if rows is not None else result).to_arrow_reader(BATCH_ROWS)
         if fmt == "table":
-            rows = 20 if limit is None else limit
-            result.limit(rows).show(max_col_width=truncate or None, max_rows=rows)
-            return None
-        columns = ", ".join(_cell(name, str(kind)) if fmt == "csv" else f'"{name}"'
-                            for name, kind in zip(result.columns, result.types))
-        bounded = f" LIMIT {int(limit)}" if limit is not None else ""
-        target = "/dev/stdout" if output is None else str(Path(output).absolute())
-        if output is not None:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-        sys.stdout.flush()
-        copied = connection.execute(f"COPY (SELECT {columns} FROM ({statement}) AS result{bounded}) "
-                                    f"TO '{_quoted(target)}' ({COPY_FORMATS[fmt]})").fetchone()
-        return int(copied[0])
+            return _show(batches.read_all(), truncate)
+        if output is None:
+            sys.stdout.flush()
+            return _write(batches, fmt, sys.stdout.buffer)
+        output = Path(output).absolute()
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output.open("wb") as sink:
+            return _write(batches, fmt, sink)
     except duckdb.Error as err:
         raise QueryError(_message(err)) from None
 
 
-def _cell(name: str, kind: str) -> str:
-    column = f'"{name}"'
-    if kind == "BLOB":
-        return f'base64({column}) AS "{name}"'
-    if kind.endswith("]") or kind.startswith(NESTED_TYPES):
-        return f'CAST(to_json({column}) AS VARCHAR) AS "{name}"'
+def _write(batches: pa.RecordBatchReader, fmt: str, sink: IO[bytes]) -> int:
+    count = 0
+    if fmt == "parquet":
+        with pq.ParquetWriter(sink, batches.schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+                count += batch.num_rows
+        return count
+    csv_writer = None
+    for batch in batches:
+        count += batch.num_rows
+        if fmt == "json":
+            sink.write("".join(json.dumps(spark_json(row), separators=(",", ":")) + "\n"
+                               for row in batch.to_pylist()).encode())
+            continue
+        cells = pa.table({name: _csv_cells(column) for name, column in zip(batch.schema.names, batch.columns)})
+        csv_writer = csv_writer or pa_csv.CSVWriter(sink, cells.schema)
+        csv_writer.write_table(cells)
+    if fmt == "csv":
+        if csv_writer is None:  # no rows: the header alone
+            sink.write((",".join(batches.schema.names) + "\n").encode())
+        else:
+            csv_writer.close()
+    sink.flush()
+    return count
+
+
+def spark_json(value: Any) -> Any:
+    """A value as Spark's JSON writer encodes it: bytes as base64, struct fields and columns that are null left
+    out, maps (Arrow's lists of key-value pairs) as objects."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {key: spark_json(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        if value and all(isinstance(item, tuple) and len(item) == 2 for item in value):
+            return {str(key): spark_json(item) for key, item in value}
+        return [spark_json(item) for item in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def _csv_cells(column: pa.Array) -> pa.Array:
+    kind = column.type
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return pa.array([None if v is None else base64.b64encode(v).decode() for v in column.to_pylist()], pa.string())
+    if pa.types.is_nested(kind):
+        return pa.array([None if v is None else json.dumps(spark_json(v), separators=(",", ":"))
+                         for v in column.to_pylist()], pa.string())
     return column
 
 
-def _quoted(path: str) -> str:
-    return path.replace("'", "''")
+def _show(table: pa.Table, truncate: int) -> int:
+    """Spark's show(): a +---+ grid, cells cut to `truncate` characters (0: whole) and right-aligned when cut."""
+    def text(value: Any) -> str:
+        shown = "null" if value is None else json.dumps(spark_json(value)) if isinstance(value, (dict, list)) \
+            else str(spark_json(value)) if isinstance(value, bytes) else str(value)
+        return shown if not truncate or len(shown) <= truncate else shown[:max(truncate - 3, 0)] + "..."
+
+    header = table.schema.names
+    rows = [[text(value) for value in row.values()] for row in table.to_pylist()]
+    widths = [max([3, len(name), *(len(row[i]) for row in rows)]) for i, name in enumerate(header)]
+    line = "+" + "+".join("-" * width for width in widths) + "+"
+    align = (lambda cell, width: cell.rjust(width)) if truncate else (lambda cell, width: cell.ljust(width))
+    print(line)
+    for cells in (header, *rows):
+        print("|" + "|".join(align(cell, width) for cell, width in zip(cells, widths)) + "|")
+        if cells is header:
+            print(line)
+    print(line)
+    return len(rows)
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _message(err: BaseException) -> str:
     """DuckDB's error without its "Parser Error: " style prefix, in one line."""
-    return first_line(err).split(": ", 1)[-1] if ": " in first_line(err) else first_line(err)
+    line = first_line(err)
+    return line.split(": ", 1)[1] if ": " in line else line
