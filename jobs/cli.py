@@ -113,12 +113,11 @@ def serve_lake(config, args: argparse.Namespace) -> int:
 
 def query_without_jvm(config, args: argparse.Namespace) -> int:
     warehouse = local_path(config.spark.conf.get("spark.sql.warehouse.dir", ""))
-    problem = ("--allow-writes needs --engine spark: the duckdb engine only reads" if args.allow_writes else
-               "--engine duckdb reads a local lake's warehouse folder; use --engine spark here"
-               if config.spark.managed or config.catalog.name or not warehouse else None)
     try:
-        if problem:
-            raise QueryError(problem)
+        if args.allow_writes:
+            raise QueryError("--allow-writes needs --engine spark: the duckdb engine only reads")
+        if config.spark.managed or config.catalog.name or not warehouse:
+            raise QueryError("--engine duckdb reads a local lake's warehouse folder; use --engine spark here")
         rows = duckdb_engine.run(duckdb_engine.connect(Path(warehouse)), args.query, args.format, args.output,
                                  args.limit, args.truncate)
     except QueryError as err:

@@ -30,6 +30,11 @@ def set_flags(*overrides: str) -> list[str]:
     return [arg for item in overrides for arg in ("--set", item)]
 
 
+def on_lake(overrides: list[str], lake: Path) -> list[str]:
+    """`overrides` with paths.lake pointing at `lake` instead."""
+    return [o for o in overrides if not o.startswith("paths.lake=")] + [f"paths.lake={lake}"]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -17,8 +17,9 @@ from udfs.generation import Request
 
 
 class LocalOpenAIServer:
-    def __init__(self, backend=None, scripted: list[str] | None = None, reply: str | Callable[[dict], str] | None = None, fail_first: int = 0,
-                 fail_status: int = 503, delay_s: float = 0.0):
+    def __init__(self, backend=None, scripted: list[str] | None = None,
+                 reply: str | Callable[[dict], str] | None = None, fail_first: int = 0, fail_status: int = 503,
+                 delay_s: float = 0.0):
         self.backend = backend
         self.scripted = list(scripted or [])
         self.reply = reply  # the answer once `scripted` is used up: a text, or a function of the request's body

@@ -95,15 +95,16 @@ def test_the_duckdb_engine_answers_like_spark_without_a_jvm_while_this_process_h
         assert len(frame := read(output)) == 10 and set(frame["source"]) == {"demo_cauldron"}, fmt
     assert cli.main(["sql", "SELECT source, count(*) AS n FROM clirun_bronze.records GROUP BY source", *engine]) == 0
     assert re.search(r"\|\s*demo_cauldron\s*\|\s*10\s*\|", shown := capfd.readouterr().out), shown
-    assert cli.main(["sql", "SELECT record FROM clirun_bronze.records", "--truncate", "12", "--limit", "2", *engine]) == 0
+    assert cli.main(["sql", "SELECT record FROM clirun_bronze.records", "--truncate", "12", "--limit", "2",
+                     *engine]) == 0
     cells = [line.strip("|") for line in capfd.readouterr().out.splitlines() if line.startswith("|")][1:]
     assert len(cells) == 2 and all(len(cell) == 12 and cell.endswith("...") for cell in cells), cells
-    capfd.readouterr()
     assert cli.main(["sql", "SELECT source, count(*) AS n FROM clirun_bronze.records GROUP BY source;", "--format",
                      "csv", *engine]) == 0
     assert capfd.readouterr().out.split() == ['"source","n"', '"demo_cauldron",10']
     for statement, expected in (("INSERT INTO clirun_bronze.records SELECT * FROM clirun_bronze.records", "only reads"),
-                                ("SELEC 1", "syntax error"), ("SELECT * FROM clirun_bronze.nothing_here", "nothing_here"),
+                                ("SELEC 1", "syntax error"),
+                                ("SELECT * FROM clirun_bronze.nothing_here", "nothing_here"),
                                 ("SELECT 1 AS a, 2 AS a", "duplicate column names a")):
         assert cli.main(["sql", statement, *engine]) == 2
         err = capfd.readouterr().err

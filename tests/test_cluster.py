@@ -15,7 +15,7 @@ import pytest
 
 from jobs import cli
 from jobs.runtime.service import delta_packages
-from tests.conftest import attach, free_port, set_flags
+from tests.conftest import attach, free_port, on_lake, set_flags
 
 pytestmark = pytest.mark.cluster
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -99,24 +99,25 @@ def python_daemon_started(group: int) -> bool:
 
 def tasks_in_flight(work_dir: Path, before: set[Path]) -> list[str]:
     """The tasks (TID) an executor of a new application in this work dir started and never finished."""
-    log = "".join(p.read_text(errors="ignore") for app in set(work_dir.glob("app-*")) - before for p in app.glob("*/stderr"))
-    finished = set(re.findall(r"Finished task \S+ in stage \S+ \(TID (\d+)\)", log))
-    return [tid for tid in re.findall(r"Running task \S+ in stage \S+ \(TID (\d+)\)", log) if tid not in finished]
+    log = "".join(path.read_text(errors="ignore")
+                  for app in set(work_dir.glob("app-*")) - before for path in app.glob("*/stderr"))
+    done = set(re.findall(r"Finished task \S+ in stage \S+ \(TID (\d+)\)", log))
+    return [tid for tid in re.findall(r"Running task \S+ in stage \S+ \(TID (\d+)\)", log) if tid not in done]
 
 
 def test_stages_run_on_two_workers_and_a_lost_worker_changes_no_row(standalone, spark, base_overrides, tmp_path,
                                                                      demo_root, capsys):
     """ingest, then normalize submitted as the README says, each an application with executors on both workers.
     Once normalize's executor on the second worker runs a Python task, that worker and its executor are SIGKILLed:
-    the task is lost in flight, the job finishes on the other worker, and silver.samples and silver.images equal, key for key and value for value, what
-    normalize writes from the same bronze table in this process's local Spark."""
+    the task is lost in flight, the job finishes on the other worker, and silver.samples and silver.images equal,
+    key for key and value for value, what normalize writes from the same bronze table in this process's local Spark."""
     lake = tmp_path / "lake"
     finished(submit(standalone, "ingest", lake, demo_root), "wrote bronze.records v1: +10 rows")
     doomed, work_dir = standalone.workers[1], standalone.work_dirs[1]
     before = set(work_dir.glob("app-*"))
     job = submit(standalone, "normalize", lake, demo_root)
     deadline = time.monotonic() + 600
-    while not python_daemon_started(doomed.pid):
+    while not (python_daemon_started(doomed.pid) and tasks_in_flight(work_dir, before)):
         assert job.poll() is None and time.monotonic() < deadline, "normalize ended before a UDF ran on the worker"
         time.sleep(0.1)
     os.killpg(doomed.pid, signal.SIGKILL)
@@ -129,8 +130,7 @@ def test_stages_run_on_two_workers_and_a_lost_worker_changes_no_row(standalone, 
 
     attach(spark, lake / "warehouse", "cluster_")
     attach(spark, lake / "warehouse", "reference_", schema_glob="bronze")
-    local = [o for o in base_overrides if not o.startswith("paths.lake=")] + [
-        f"paths.lake={lake}", "catalog.schema_prefix=reference_", "ingest.sources=[demo_cauldron]"]
+    local = [*on_lake(base_overrides, lake), "catalog.schema_prefix=reference_", "ingest.sources=[demo_cauldron]"]
     assert cli.main(["run", "normalize", *set_flags(*local)]) == 0
     capsys.readouterr()
     for table in ("samples", "images"):

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from jobs import cli, registry
-from tests.conftest import attach, set_flags
+from tests.conftest import attach, on_lake, set_flags
 from tests.local_openai_server import LocalOpenAIServer, text_of
 from tests.test_teacher import BUDGETS, TURNS, served, write_silver
 
@@ -71,8 +71,8 @@ def test_a_driver_killed_mid_distill_resumes_to_the_clean_run_s_table(spark, mak
     lake = tmp_path / "lake"
     store = lake / "warehouse" / "gold.db" / "reasoning"
     with LocalOpenAIServer(reply=answer_of, delay_s=0.5) as teacher:
-        overrides = [o for o in base_overrides if not o.startswith("paths.lake=")] + [
-            f"paths.lake={lake}", *teacher_overrides(teacher.url), f"teacher.commit_rows={COMMIT_ROWS}"]
+        overrides = [*on_lake(base_overrides, lake), *teacher_overrides(teacher.url),
+                     f"teacher.commit_rows={COMMIT_ROWS}"]
         command = [sys.executable, "-m", "tests.resume_child", "distill", *overrides]
         first = subprocess.Popen(command, cwd=Path(__file__).parents[1], start_new_session=True,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

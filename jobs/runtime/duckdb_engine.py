@@ -66,8 +66,6 @@ def run(connection: duckdb.DuckDBPyConnection, query: str, fmt: str, output: Pat
     statement = select_statement(query)
     try:
         result = connection.sql(statement)
-        if result is None:
-            raise QueryError("the statement returns no rows")
         repeated = sorted({name for name in result.columns if result.columns.count(name) > 1})
         if repeated:
             raise QueryError(f"duplicate column names {', '.join(repeated)}: give them distinct aliases")
@@ -94,21 +92,18 @@ def _write(batches: pa.RecordBatchReader, fmt: str, sink: IO[bytes]) -> int:
                 writer.write_batch(batch)
                 count += batch.num_rows
         return count
-    csv_writer = None
-    for batch in batches:
-        count += batch.num_rows
-        if fmt == "json":
+    if fmt == "json":
+        for batch in batches:
             sink.write("".join(json.dumps(spark_json(row), separators=(",", ":")) + "\n"
                                for row in batch.to_pylist()).encode())
-            continue
-        cells = pa.table({name: _csv_cells(column) for name, column in zip(batch.schema.names, batch.columns)})
-        csv_writer = csv_writer or pa_csv.CSVWriter(sink, cells.schema)
-        csv_writer.write_table(cells)
-    if fmt == "csv":
-        if csv_writer is None:  # no rows: the header alone
-            sink.write((",".join(batches.schema.names) + "\n").encode())
-        else:
-            csv_writer.close()
+            count += batch.num_rows
+        sink.flush()
+        return count
+    cells = pa.schema([pa.field(f.name, pa.string()) if _json_in_csv(f.type) else f for f in batches.schema])
+    with pa_csv.CSVWriter(sink, cells) as writer:  # writes the header even when no row follows
+        for batch in batches:
+            writer.write_batch(pa.record_batch([_csv_cells(column) for column in batch.columns], schema=cells))
+            count += batch.num_rows
     sink.flush()
     return count
 
@@ -129,21 +124,30 @@ def spark_json(value: Any) -> Any:
     return value
 
 
+def _json_in_csv(kind: pa.DataType) -> bool:
+    """Whether a CSV cell holds the value as text Spark's CSV export would: bytes (base64) and nested values (JSON)."""
+    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_nested(kind)
+
+
 def _csv_cells(column: pa.Array) -> pa.Array:
-    kind = column.type
-    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-        return pa.array([None if v is None else base64.b64encode(v).decode() for v in column.to_pylist()], pa.string())
-    if pa.types.is_nested(kind):
-        return pa.array([None if v is None else json.dumps(spark_json(v), separators=(",", ":"))
-                         for v in column.to_pylist()], pa.string())
-    return column
+    if not _json_in_csv(column.type):
+        return column
+    return pa.array([_text(value, separators=(",", ":")) for value in column.to_pylist()], pa.string())
+
+
+def _text(value: Any, separators: tuple[str, str] | None = None) -> str | None:
+    """Bytes as base64, nested values as JSON (Spark's encoding), anything else as it prints."""
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)):
+        return json.dumps(spark_json(value), separators=separators)
+    return spark_json(value) if isinstance(value, bytes) else str(value)
 
 
 def _show(table: pa.Table, truncate: int) -> int:
     """Spark's show(): a +---+ grid, cells cut to `truncate` characters (0: whole) and right-aligned when cut."""
     def text(value: Any) -> str:
-        shown = "null" if value is None else json.dumps(spark_json(value)) if isinstance(value, (dict, list)) \
-            else str(spark_json(value)) if isinstance(value, bytes) else str(value)
+        shown = "null" if value is None else _text(value)
         return shown if not truncate or len(shown) <= truncate else shown[:max(truncate - 3, 0)] + "..."
 
     header = table.schema.names
