@@ -23,6 +23,7 @@ bench: install
 	$(PY) tests/bench/bench_teacher_commits.py
 	$(PY) tests/bench/bench_components.py
 	$(PY) tests/bench/bench_sql_engines.py
+	$(PY) tests/bench/bench_export.py
 	$(PY) tests/bench/bench_normalize.py
 	$(PY) tests/bench/bench_embed.py
 	$(PY) tests/bench/bench_phash_lsh.py

@@ -1,4 +1,4 @@
-"""The `finelake` command: run stages, query the lake with SQL, list tables, share the lake, run the demo."""
+"""The `finelake` command: run stages, export the corpus, query the lake with SQL, list tables, share the lake, run the demo."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from pathlib import Path
 
 from pyspark.errors import PySparkException
 
-from jobs import demo, registry
+from jobs import demo, export, registry
 from jobs.runtime import duckdb_engine
 from jobs.runtime.session import LakeInUse, get_session
 from jobs.runtime.stage import add_config_flags, config_from_args
 from jobs.runtime.gate import quality_report
-from jobs.runtime.query import FORMATS, QueryError, export, first_line, parse, stream
+from jobs.runtime.query import FORMATS, QueryError, first_line, parse, stream
+from jobs.runtime.query import export as export_result
 from jobs.runtime.service import ServiceError, serve
 from jobs.runtime.tables import Lake, describe_tables
 from jobs.runtime.tracking import ui_command
@@ -58,6 +59,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--jdbc-port", type=int, default=10000, help="Thrift Server (HiveServer2) port (default 10000)")
     serve.add_argument("--metastore-port", type=int, default=1527, help="Derby network server port (default 1527)")
     add_config_flags(serve)
+    export_command = commands.add_parser("export", help="write a version of gold.curated as HF parquet, WebDataset tar "
+                                                        "or LLaVA JSON shards, with a dataset card")
+    export.add_flags(export_command)
     demo_command = commands.add_parser("demo", help="build the demo sources and run every stage on them")
     demo.add_flags(demo_command)
     return top
@@ -67,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "run":
         return registry.BY_NAME[args.stage].main(args.stage_args)
+    if args.command == "export":
+        return export.run(args)
     if args.command == "demo":
         try:
             return demo.run(args)
@@ -142,7 +148,7 @@ def query(spark, args: argparse.Namespace) -> int:
         if args.format == "table":
             frame.show(20 if args.limit is None else args.limit, truncate=args.truncate)
         elif args.output is not None:
-            rows = export(frame if args.limit is None else frame.limit(args.limit), args.format, args.output)
+            rows = export_result(frame if args.limit is None else frame.limit(args.limit), args.format, args.output)
             print(f"finelake sql: wrote {rows} rows to {args.output}", file=sys.stderr)
         else:
             stream(frame, args.format, args.limit)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jobs import registry
+from jobs import export, registry
 from jobs.runtime.session import get_session
 from jobs.runtime.stage import add_config_flags, config_from_args
 from jobs.runtime.gate import quality_report
@@ -63,6 +63,14 @@ def example_queries(lake: Lake) -> list[tuple[str, str]]:
             "Verified rate and routing outcomes per source",
             f"SELECT o.source, o.outcome, count(*) AS turns FROM {gold}.routing o GROUP BY o.source, o.outcome ORDER BY o.source, turns DESC",
         ),
+        (
+            "What publish left out of the corpus, and why (view gold.curation_by_rule)",
+            f"SELECT source, scope, rule, decisions, example FROM {gold}.curation_by_rule ORDER BY source, scope, rule",
+        ),
+        (
+            "The published corpus (view gold.curated_by_source)",
+            f"SELECT * FROM {gold}.curated_by_source ORDER BY source, category",
+        ),
     ]
 
 
@@ -92,6 +100,11 @@ def run(args: argparse.Namespace) -> int:
         code = stage.main(stage_flags + (teacher_flags if stage.group == registry.TEACHING else []))
         if code != 0:
             return code
+    target = f"{config.paths.lake}/exports/{config.publish.name}-hf"
+    print(f"\n== finelake export --format hf --to {target}")
+    code = export.main(["--format", "hf", "--to", target, *stage_flags])
+    if code != 0:
+        return code
     lake = Lake(get_session(config), config)
     print("\n== finelake tables")
     print(describe_tables(lake))
@@ -100,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
         lake.spark.sql(query).show(20, truncate=70)
     print("\n== finelake report")
     print(quality_report(lake))
+    curated = lake.spark.table(f"{lake.schema_name('gold')}.curated").count()
+    print(f"\ngold.curated: {curated} samples (of {lake.spark.table(lake.schema_name('silver') + '.samples').count()} "
+          f"normalised); exported for training to {target}")
     print(f"\nEvery job run is an MLflow run; to browse them:\n$ {ui_command(config)}")
     return 0
 

@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 
 from schemas import (benchmark_images, benchmark_items, bronze_records, captions, contamination, contamination_checks,
-                     difficulty, duplicate_components, duplicate_groups, duplicate_pairs, image_embeddings,
+                     curated, curation_decisions, difficulty, duplicate_components, duplicate_groups, duplicate_pairs, image_embeddings,
                      image_hashes, ingested_files, reasoning, routing, silver_images, silver_rejects, silver_samples,
                      turn_ratings, verdicts)
 from schemas.contract import TableContract
@@ -19,6 +19,7 @@ from schemas.reasoning import Teacher
 
 CURATION = "curation"  # sources -> clean, deduplicated, decontaminated samples
 TEACHING = "teaching"  # the teacher stages over the eligible samples
+PUBLISHING = "publishing"  # the policy over everything above: the corpus people train on
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ STAGES: tuple[Stage, ...] = (
           (_by_teacher(reasoning.CONTRACT, Teacher.LONG), _by_teacher(verdicts.CONTRACT, Teacher.LONG),
            Write(routing.CONTRACT))),
     Stage("difficulty", "jobs.difficulty", TEACHING, (Write(difficulty.CONTRACT),)),
+    Stage("publish", "jobs.publish", PUBLISHING, (Write(curated.CONTRACT), Write(curation_decisions.CONTRACT))),
 )
 
 BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}

@@ -8,6 +8,8 @@ from schemas import (
     captions,
     contamination,
     contamination_checks,
+    curated,
+    curation_decisions,
     difficulty,
     duplicate_components,
     duplicate_groups,
@@ -46,6 +48,8 @@ ALL_TABLES: tuple[TableContract, ...] = (
     verdicts.CONTRACT,
     routing.CONTRACT,
     difficulty.CONTRACT,
+    curated.CONTRACT,
+    curation_decisions.CONTRACT,
     validations.CONTRACT,
 )
 

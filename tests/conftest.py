@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
+from jobs import registry
 from jobs.runtime.config import default_conf_dir, load_config
 from jobs.runtime.session import get_session
 from jobs.runtime.tables import Lake
@@ -48,6 +49,30 @@ def attach(spark, warehouse: Path, prefix: str, schema_glob: str = "*") -> None:
         table, schema = log.parent, log.parent.parent.name.removesuffix(".db")
         spark.sql(f"CREATE SCHEMA IF NOT EXISTS {prefix}{schema}")
         spark.sql(f"CREATE TABLE {prefix}{schema}.{table.name} USING DELTA LOCATION '{table}'")
+
+
+def run_notebook(name: str, overrides: list[str]) -> dict:
+    """Every code cell of notebooks/<name> run in this process (its session is the test session) with
+    FINELAKE_SET naming the test lake; the namespace the cells leave behind."""
+    import json
+
+    from matplotlib import pyplot
+
+    notebook = json.loads((PROJECT / "notebooks" / name).read_text())
+    namespace: dict = {}
+    previous = os.environ.get("FINELAKE_SET")
+    os.environ["FINELAKE_SET"] = ";".join(overrides)
+    try:
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "code":
+                exec(compile("".join(cell["source"]), name, "exec"), namespace)
+    finally:
+        pyplot.close("all")
+        if previous is None:
+            del os.environ["FINELAKE_SET"]
+        else:
+            os.environ["FINELAKE_SET"] = previous
+    return namespace
 
 
 def needs_shared_data(*folders: str):
@@ -127,3 +152,12 @@ class LakeUnderTest:
 @pytest.fixture(scope="session")
 def make_lake(spark, base_overrides):
     return lambda prefix: LakeUnderTest(spark, base_overrides, prefix)
+
+
+@pytest.fixture(scope="session")
+def demo_lake(make_lake):
+    """The curation stages run once on the demo sources, for tests/test_pipeline.py and tests/test_publish.py."""
+    lake = make_lake("e2e_")
+    for stage in registry.stages(registry.CURATION):
+        assert stage.main(lake.flags()) == 0
+    return lake

@@ -1,16 +1,14 @@
 """The curation stages (ingest ... decontaminate) end to end on the demo sources: reason codes, conservation, idempotency, increments."""
 
-import json
 import shutil
-from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
-from matplotlib import pyplot
 from pyspark.sql import functions as F
 
 from jobs import registry
 from schemas import ALL_TABLES, bronze_records
+from tests.conftest import run_notebook
 from udfs import demo_sources
 
 CURATION = registry.stages(registry.CURATION)
@@ -28,14 +26,6 @@ def snapshot(lake):
         rows = [r[0] for r in lake.spark.table(name).select(F.to_json(F.struct("*"))).collect()]
         state[name] = (DeltaTable.forName(lake.spark, name).history(1).first()["version"], sorted(rows))
     return state
-
-
-@pytest.fixture(scope="module")
-def demo_lake(make_lake):
-    lake = make_lake("e2e_")
-    for stage in CURATION:
-        assert stage.main(lake.flags()) == 0
-    return lake
 
 
 def test_every_demo_record_ends_as_expected(demo_lake, demo_root):
@@ -151,17 +141,11 @@ def test_stage_reports_carry_contamination_rates_and_diversity(demo_lake):
     assert {f"diversity.participation_ratio.{s}" for s in ("demo_llava", "demo_hf_vqa")} <= set(diversity)
 
 
-def test_notebook_runs_on_the_demo_lake(demo_lake, monkeypatch):
-    notebook = json.loads((Path(__file__).parents[1] / "notebooks" / "dedup_and_contamination.ipynb").read_text())
-    monkeypatch.setenv("FINELAKE_SET", ";".join(demo_lake.overrides))
-    namespace: dict = {}
-    for cell in notebook["cells"]:
-        if cell["cell_type"] == "code":
-            exec(compile("".join(cell["source"]), "notebook", "exec"), namespace)
+def test_notebook_runs_on_the_demo_lake(demo_lake):
+    namespace = run_notebook("dedup_and_contamination.ipynb", demo_lake.overrides)
     assert len(namespace["largest"]) >= 2 and namespace["largest"].is_representative.sum() == 1
     assert set(namespace["rates"].kind) == {"image", "text"}
     assert "diversity.effective_rank.all" in namespace["diversity"]
-    pyplot.close("all")
 
 
 def test_prompt_cleanup_is_recorded(demo_lake):

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from schemas.turn_ratings import AXES
 from udfs.generation import GenerationSettings
 from udfs.mapping import TemplateError, compile_template
 from udfs.prompts import PromptSpec
@@ -331,6 +332,62 @@ class DifficultyConf(GeneratingStageConf):
     subsets: dict[str, float] = Field(default={}, description="subset name -> hardest fraction of the rest")
 
 
+class DuplicatesPolicy(StrictModel):
+    drop_copies: bool = Field(default=True, description="leave out the samples whose near-duplicate group keeps another")
+
+
+class ContaminationPolicy(StrictModel):
+    benchmarks: list[str] = Field(default=["*"], description="flags of these benchmarks (names or fnmatch patterns) leave a sample out")
+    kinds: list[Literal["image", "text"]] = Field(default=["image", "text"], description="which kinds of flag count")
+
+
+class RatingsPolicy(StrictModel):
+    minimum: dict[str, int] = Field(default={}, description="axis -> the lowest 1-5 score a kept turn may have")
+    unrated: Literal["keep", "drop"] = Field(default="keep", description="a turn without a parsed rating")
+
+    @field_validator("minimum")
+    @classmethod
+    def _known_axes(cls, minimum: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(minimum) - set(AXES))
+        if unknown:
+            raise ValueError(f"unknown rating axis {', '.join(unknown)} (axes: {', '.join(AXES)})")
+        if any(not 1 <= score <= 5 for score in minimum.values()):
+            raise ValueError("minimum scores are on the 1-5 scale")
+        return minimum
+
+
+class ReasoningPolicy(StrictModel):
+    use_verified: bool = Field(default=True, description=(
+        "a turn whose chosen teacher verified gets `<think>reasoning</think>` and the teacher's answer"))
+    failed_both: Literal["keep", "drop_turn", "drop_sample"] = Field(
+        default="keep", description="a turn neither teacher answered right: keep the dataset's answer, or leave it out")
+
+
+class PolicyConf(StrictModel):
+    """publish.policy: the rules that turn the curation tables into gold.curated (each a key here)."""
+
+    duplicates: DuplicatesPolicy = DuplicatesPolicy()
+    contamination: ContaminationPolicy = ContaminationPolicy()
+    ratings: RatingsPolicy = RatingsPolicy()
+    reasoning: ReasoningPolicy = ReasoningPolicy()
+
+    def digest(self) -> str:
+        return _digest(self.model_dump(mode="json"))
+
+
+class ExportShards(StrictModel):
+    hf: int = Field(default=500, gt=0, description="MB of images and text per parquet shard")
+    webdataset: int = Field(default=1000, gt=0, description="MB per tar shard")
+    llava: int = Field(default=500, gt=0, description="MB of images per JSON shard")
+
+
+class PublishConf(StrictModel):
+    sources: list[str] = Field(default=["*"], description="sources (names or fnmatch patterns) gold.curated holds")
+    policy: PolicyConf = PolicyConf()
+    shard_mb: ExportShards = ExportShards()
+    name: str = Field(default="finelake-curated", description="the dataset's name on its card")
+
+
 class MlflowConf(StrictModel):
     tracking_uri: str = Field(description="sqlite:///... locally, `databricks`, or an MLflow server URL")
     artifact_location: str | None = Field(default=None, description="for a new experiment; None = the server's default")
@@ -355,6 +412,7 @@ class Config(StrictModel):
     verify: VerifyConf = VerifyConf()
     route: GeneratingStageConf
     difficulty: DifficultyConf
+    publish: PublishConf = PublishConf()
     prompts: dict[str, PromptSpec] = {}
     sources: dict[str, SourceConfig] = {}
     benchmarks: dict[str, SourceConfig] = {}
@@ -390,6 +448,14 @@ class Config(StrictModel):
             raise ValueError(f"verify.judge: `{self.verify.judge}` is not a role in teacher.models")
         if self.verify.prompt not in self.prompts:
             raise ValueError(f"verify.prompt: `{self.verify.prompt}` is not a file in conf/prompts")
+        return self
+
+    @model_validator(mode="after")
+    def _policy_benchmarks(self) -> Config:
+        for pattern in self.publish.policy.contamination.benchmarks:
+            if self.benchmarks and not any(fnmatch.fnmatchcase(name, pattern) for name in self.benchmarks):
+                raise ValueError(f"publish.policy.contamination.benchmarks: `{pattern}` matches no benchmark in "
+                                 f"conf/benchmarks.yaml ({', '.join(sorted(self.benchmarks))})")
         return self
 
     def teacher_model(self, role: str) -> GenerationSettings:

@@ -90,13 +90,16 @@ class GateFailure(RuntimeError):
 @dataclass
 class Batch:
     """Rows for one table. `append`: the keys are new by construction (pending work this run found),
-    so no MERGE is needed; otherwise rows MERGE on the keys, updating matched rows where `update_when`."""
+    so no MERGE is needed; otherwise rows MERGE on the keys, updating matched rows where `update_when`.
+    `remove`: keys (with the partition columns) whose rows the same commit deletes; the suite audits
+    the rows the table gains or changes, deletions leave nothing to audit."""
 
     contract: TableContract
     rows: DataFrame
     append: bool = False
     update_when: str | None = None
     update_set: dict[str, str] | None = None
+    remove: DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,8 @@ class _Staged:
     data: Any  # what the audit reads: the rows with their derived checks, in pandas when small
     rows: int
     only_new: bool  # every key is new to the table: an append does what a MERGE would
+    removed: DataFrame | None = None  # staged keys of the rows the commit deletes
+    removals: int = 0
 
 
 class Gate:
@@ -178,6 +183,12 @@ class Gate:
         path = self.lake.scratch("batches", self.run_id, batch_id)
         rows.write.mode("overwrite").parquet(path)
         frame = self.lake.spark.read.schema(rows.schema).parquet(path)
+        removed, removals = None, 0
+        if batch.remove is not None:
+            present = self.lake.present_keys(contract, batch.remove, write.owned)
+            present.write.mode("overwrite").parquet(f"{path}-remove")
+            removed = self.lake.spark.read.schema(present.schema).parquet(f"{path}-remove")
+            removals = removed.count()
         checked = contract.validation_frame(frame, self._settings(contract))
         # One pass both counts a small batch and brings it to the driver for the audit.
         small = checked.limit(PANDAS_MAX_ROWS + 1).toPandas()  # no bytes: validation_frame keeps their lengths
@@ -186,7 +197,8 @@ class Gate:
         else:
             counted = frame.agg(F.count(F.lit(1)).alias("rows"), F.count_if(~F.col(NEW_KEY)).alias("matched")).first()
             count, matched, data = counted["rows"], counted["matched"], checked.drop(NEW_KEY)
-        return _Staged(batch, write, batch_id, path, frame.drop(NEW_KEY), data, count, matched == 0)
+        return _Staged(batch, write, batch_id, path, frame.drop(NEW_KEY), data, count, matched == 0 and not removals,
+                       removed, removals)
 
     def _settings(self, contract: TableContract) -> Any:
         return getattr(self.config, contract.settings) if contract.settings else None
@@ -216,11 +228,12 @@ class Gate:
 
     def _committed(self, staged: _Staged) -> WriteResult:
         batch, contract = staged.batch, staged.batch.contract
-        if not staged.rows:
+        if not staged.rows and not staged.removals:
             return WriteResult(contract.logical_name, None, 0, 0)
         if staged.only_new:  # one writer per table (or partition): no one else adds these keys meanwhile
             return self.lake.append(contract, staged.frame, staged.id)
-        return self.lake.merge(contract, staged.frame, staged.id, staged.write.owned, batch.update_when, batch.update_set)
+        return self.lake.merge(contract, staged.frame, staged.id, staged.write.owned, batch.update_when, batch.update_set,
+                               staged.removed)
 
     # ------------------------------------------------------------ Great Expectations
 

@@ -124,7 +124,8 @@ class StageReport:
             if write.version is None:
                 lines.append(f"  {write.table}: nothing new")
             else:
-                lines.append(f"  wrote {write.table} v{write.version}: +{write.inserted} rows, {write.updated} updated")
+                removed = f", {write.deleted} removed" if write.deleted else ""
+                lines.append(f"  wrote {write.table} v{write.version}: +{write.inserted} rows, {write.updated} updated{removed}")
         lines += [f"  PROBLEM: {p}" for p in self.problems]
         return "\n".join(lines)
 

@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from jobs.runtime.config import Config
 from schemas import ALL_TABLES
 from schemas.contract import TableContract
+from schemas.views import VIEWS
 
 log = logging.getLogger("finelake")
 SCHEMA_VERSION_PROPERTY = "finelake.schema_version"
@@ -35,6 +36,7 @@ LOST_RACE = (delta_errors.ConcurrentAppendException, delta_errors.ConcurrentDele
 _CREATING = threading.Lock()  # two stages of one process may create a shared table (silver.rejects) at once
 _ENSURED: set[tuple[int, str]] = set()  # (session catalog, table) checked in this process: one look per table, not per job
 NEW_KEY = "_new_key"  # Lake.changes marks the rows whose key the table does not hold yet
+REMOVE = "_remove"  # Lake.merge marks the source rows that are keys to delete
 
 
 class TableContractError(RuntimeError):
@@ -47,11 +49,12 @@ class WriteResult:
     version: int | None  # the version the batch became; None: nothing was committed
     inserted: int
     updated: int
+    deleted: int = 0
     rows: DataFrame | None = field(default=None, compare=False, repr=False)  # the batch as staged, for reports
 
     @property
     def changed(self) -> bool:
-        return self.version is not None and self.inserted + self.updated > 0
+        return self.version is not None and self.inserted + self.updated + self.deleted > 0
 
 
 class Lake:
@@ -168,9 +171,20 @@ class Lake:
         keep = ~found if update_when is None else (~found | F.expr(update_when))
         return joined.where(keep).select("s.*", (~found).alias(NEW_KEY))
 
+    def present_keys(self, contract: TableContract, keys: DataFrame, owned: dict[str, str]) -> DataFrame:
+        """The keys (partition columns first) of `keys` that the table holds, in the writer's partition."""
+        self.ensure(contract)
+        columns = list(dict.fromkeys((*contract.partition_by, *contract.keys)))
+        target = self.spark.table(self.name(contract))
+        for column, value in owned.items():
+            target = target.where(F.col(column) == value)
+        return target.select(*columns).join(keys.select(*columns).distinct(), columns, "left_semi")
+
     def merge(self, contract: TableContract, rows: DataFrame, batch: str, owned: dict[str, str],
-              update_when: str | None = None, update_set: dict | None = None) -> WriteResult:
-        """MERGE on the contract's keys: insert new keys; update matched rows where `update_when` holds.
+              update_when: str | None = None, update_set: dict | None = None,
+              remove: DataFrame | None = None) -> WriteResult:
+        """MERGE on the contract's keys: insert new keys; update matched rows where `update_when` holds;
+        delete the rows whose keys `remove` holds (one commit: readers never see half of it).
 
         `owned` (partition column -> value) narrows the target to the writer's own partition, so
         Delta sees no conflict with writers of other partitions. Without `update_when` a matched
@@ -178,15 +192,24 @@ class Lake:
         """
         self.ensure(contract)
         name = self.name(contract)
+        columns = contract.schema.fieldNames()
         match_columns = dict.fromkeys((*contract.partition_by, *contract.keys))
         on = " AND ".join([*(f"t.`{c}` = '{v}'" for c, v in owned.items()), *(f"t.`{c}` = s.`{c}`" for c in match_columns)])
+        source, kept = rows.select(*columns), None
+        if remove is not None:  # one source: the rows, then the keys to delete marked REMOVE
+            source = source.withColumn(REMOVE, F.lit(False)).unionByName(
+                remove.withColumn(REMOVE, F.lit(True)), allowMissingColumns=True)
+            kept = f"NOT s.{REMOVE}"
         for attempt in range(COMMIT_RETRIES):
-            merge = DeltaTable.forName(self.spark, name).alias("t").merge(rows.select(*contract.schema.fieldNames()).alias("s"), on)
+            merge = DeltaTable.forName(self.spark, name).alias("t").merge(source.alias("s"), on)
+            if remove is not None:
+                merge = merge.whenMatchedDelete(condition=f"s.{REMOVE}")
             if update_when is not None:
-                merge = merge.whenMatchedUpdate(condition=update_when, set=update_set)
+                merge = merge.whenMatchedUpdate(condition=f"{kept} AND ({update_when})" if kept else update_when,
+                                                set=update_set)
             self.spark.conf.set(USER_METADATA, batch)
             try:
-                merge.whenNotMatchedInsertAll().execute()
+                merge.whenNotMatchedInsert(condition=kept, values={c: f"s.`{c}`" for c in columns}).execute()
                 break
             except LOST_RACE as err:
                 if attempt == COMMIT_RETRIES - 1:
@@ -194,9 +217,10 @@ class Lake:
                 log.warning("%s: commit of %s lost a race (%s); retrying", name, batch, type(err).__name__)
             finally:
                 self.spark.conf.unset(USER_METADATA)
-        return self._committed(contract, batch, "numTargetRowsInserted", "numTargetRowsUpdated")
+        return self._committed(contract, batch, "numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
 
-    def _committed(self, contract: TableContract, batch: str, inserted: str, updated: str | None) -> WriteResult:
+    def _committed(self, contract: TableContract, batch: str, inserted: str, updated: str | None,
+                   deleted: str | None = None) -> WriteResult:
         """The commit of `batch` in the table's recent history; a MERGE that changed nothing commits nothing."""
         history = DeltaTable.forName(self.spark, self.name(contract)).history(64)
         row = history.where(F.col("userMetadata") == batch).select("version", "operationMetrics").first()
@@ -204,9 +228,9 @@ class Lake:
             return WriteResult(contract.logical_name, None, 0, 0)
         metrics = row["operationMetrics"] or {}
         result = WriteResult(contract.logical_name, row["version"], int(metrics.get(inserted, 0)),
-                             int(metrics.get(updated, 0)) if updated else 0)
-        log.info("%s: committed %s as v%d (+%d rows, %d updated)", self.name(contract), batch, result.version,
-                 result.inserted, result.updated)
+                             int(metrics.get(updated, 0)) if updated else 0, int(metrics.get(deleted, 0)) if deleted else 0)
+        log.info("%s: committed %s as v%d (+%d rows, %d updated, %d deleted)", self.name(contract), batch, result.version,
+                 result.inserted, result.updated, result.deleted)
         return result
 
     # ------------------------------------------------------------ scratch
@@ -234,7 +258,7 @@ class Lake:
 
 
 def describe_tables(lake: Lake) -> str:
-    """Every contract's table: its latest version, rows and description."""
+    """Every contract's table: its latest version, rows and description; then the analysts' views."""
     lines = [f"{'table':<32}{'version':>8}{'rows':>9}  description"]
     for contract in ALL_TABLES:
         name = lake.name(contract)
@@ -243,6 +267,10 @@ def describe_tables(lake: Lake) -> str:
             continue
         rows = lake.read_current(contract).count()
         lines.append(f"{name:<32}{lake.latest_version(contract):>8}{rows:>9}  {contract.description}")
+    for view in VIEWS:
+        name = f"{lake.schema_name(view.layer)}.{view.name}"
+        state = "view" if lake.spark.catalog.tableExists(name) else "-"
+        lines.append(f"{name:<32}{state:>8}{'-':>9}  {'' if state == 'view' else '(made by publish) '}{view.description}")
     return "\n".join(lines)
 
 

@@ -90,6 +90,7 @@ class Tracker:
             # which teacher answered and with which prompt (never endpoints or keys)
             "teacher_models": ", ".join(f"{role}={m.name}/{m.backend}" for role, m in sorted(self.config.teacher.models.items())),
             "prompt_versions": ", ".join(p.label for _, p in sorted(self.config.prompts.items())),
+            "publish_policy": self.config.publish.policy.digest(),  # the hash on gold.curated's rows
         }
         self._client.log_batch(self.mlflow_run_id, params=[Param(k, str(v)) for k, v in params.items()])
         log.info("MLflow run %s (experiment %s)", self.mlflow_run_id, settings.experiment)
