@@ -40,9 +40,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         lake = Lake(get_session(config), config)
         rows, version = curated_rows(lake, args.version, args.subset)
-        hashes = sorted(r[0] for r in rows.select("policy_hash").distinct().collect())
         manifest = Manifest(args.format, curated.CONTRACT.logical_name, version, args.subset,
-                            getattr(config.publish.shard_mb, args.format), hashes)
+                            getattr(config.publish.shard_mb, args.format))
         if not prepare_folder(target, manifest, args.overwrite):
             print(f"finelake export: {target} already holds {args.format} of gold.curated v{version}; nothing to do")
             return 0
@@ -59,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
                                                       "name": config.publish.name, "shardlist": [
                                                           {"url": s["file"], "nsamples": s["rows"]} for s in manifest.shards]},
                                                      indent=1))
-    write_text(target, "README.md", dataset_card(card_figures(lake, rows, config), vars(manifest)))
+    figures = card_figures(lake, rows, config)
+    manifest.policy_hashes = figures["policy_hashes"]
+    write_text(target, "README.md", dataset_card(figures, vars(manifest)))
     write_text(target, MANIFEST, json.dumps(vars(manifest), indent=1, sort_keys=True))
     print(f"finelake export: {manifest.rows} samples of gold.curated v{version} in {len(manifest.shards)} {args.format} "
           f"shards ({manifest.bytes / 1e6:.1f} MB, {seconds:.1f} s, {manifest.bytes / 1e6 / max(seconds, 1e-9):.1f} MB/s) "

@@ -9,7 +9,9 @@ import json
 import shutil
 from pathlib import Path
 
+import datasets
 import pytest
+import webdataset
 from pyspark.sql import functions as F
 
 from jobs import export as export_job
@@ -64,7 +66,8 @@ def test_policy_keeps_verified_reasoning_and_records_every_rule(spark):
              "rule": "image_and_text"} for s in ("kept", "copy")]),
         frame(spark, contamination.CONTRACT, [
             {"sample_id": "leak", "benchmark": "bench_a", "item_id": "7", "kind": "text", "similarity": 0.9},
-            {"sample_id": "leak_elsewhere", "benchmark": "bench_b", "item_id": "3", "kind": "image", "similarity": 0.97}]),
+            {"sample_id": "leak_elsewhere", "benchmark": "bench_b", "item_id": "3", "kind": "image", "similarity": 0.97},
+            {"sample_id": "leak_elsewhere", "benchmark": "old_bench_a", "item_id": "1", "kind": "text", "similarity": 0.8}]),
         frame(spark, turn_ratings.CONTRACT, [rated("kept", 0, 5), rated("kept", 1, 2), rated("all_low", 0, 1),
                                              rated("leak_elsewhere", 0, 1, status="unparseable") | {"relevance": None}]),
         frame(spark, routing.CONTRACT, [
@@ -81,7 +84,8 @@ def test_policy_keeps_verified_reasoning_and_records_every_rule(spark):
     result = curate(inputs, policy, "run1", {"silver.samples": 4})
 
     rows = {r.sample_id: r for r in result.curated.collect()}
-    assert set(rows) == {"kept", "leak_elsewhere"}  # bench_b is not in the policy; an unrated turn stays (unrated: keep)
+    # bench_b and old_bench_a are not bench_a*; an unrated turn stays (unrated: keep)
+    assert set(rows) == {"kept", "leak_elsewhere"}
     kept = rows["kept"]
     assert [t.turn_index for t in kept.turns] == [0]  # turn 1 rated relevance 2 < 3
     assert kept.turns[0].assistant == "<think>\nlong thoughts\n</think>\n\n5" and kept.turns[0].reasoning_teacher == "long"
@@ -103,10 +107,11 @@ def test_failed_both_and_unrated_turns_follow_the_policy(spark):
     samples = [sample("s1", turn("q1", "a1"), turn("q2", "a2"))]
     failed = {"sample_id": "s1", "turn_index": 1, "outcome": "failed_both", "short_verdict": "incorrect",
               "long_verdict": "incorrect"}
+    elsewhere = failed | {"sample_id": "not_published"}  # a turn of a sample outside publish.sources
     inputs = CurationInputs(frame(spark, silver_samples.CONTRACT, samples),
                             *(frame(spark, c, []) for c in (duplicate_groups.CONTRACT, contamination.CONTRACT)),
                             frame(spark, turn_ratings.CONTRACT, [rated("s1", 1, 5)]),
-                            frame(spark, routing.CONTRACT, [failed]),
+                            frame(spark, routing.CONTRACT, [failed, elsewhere]),
                             *(frame(spark, c, []) for c in (reasoning.CONTRACT, difficulty.CONTRACT)))
 
     def decided(policy: dict):
@@ -136,6 +141,10 @@ def test_publish_accounts_for_every_sample_and_explains_what_it_left_out(publish
     decisions = published.table("gold", "curation_decisions")
     left_out = per_source(decisions.where("scope = 'sample'"))
     assert samples == {s: kept.get(s, 0) + left_out.get(s, 0) for s in samples}
+    ids = {r.sample_id for r in published.table("silver", "samples").collect()}
+    curated_ids = {r.sample_id for r in published.table("gold", "curated").collect()}
+    decided_ids = {r.sample_id for r in decisions.where("scope = 'sample'").collect()}
+    assert not curated_ids & decided_ids and curated_ids | decided_ids == ids
     groups = published.table("gold", "duplicate_groups").where(~F.col("is_representative"))
     copies = {r.sample_id for r in groups.collect()}
     assert copies and copies <= {r.sample_id for r in decisions.where("rule = 'duplicate_copy'").collect()}
@@ -182,7 +191,6 @@ def exported(published, tmp_path_factory):
 
 
 def test_hf_export_loads_with_datasets_and_images_decode(published, exported, monkeypatch, tmp_path):
-    datasets = pytest.importorskip("datasets")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     loaded = datasets.load_dataset("parquet", data_files=str(exported / "hf" / "data" / "*.parquet"), split="train",
@@ -201,7 +209,6 @@ def test_hf_export_loads_with_datasets_and_images_decode(published, exported, mo
 
 
 def test_webdataset_export_iterates_with_webdataset(published, exported):
-    webdataset = pytest.importorskip("webdataset")
     index = json.loads((exported / "webdataset" / "shards.json").read_text())
     urls = [str(exported / "webdataset" / s["url"]) for s in index["shardlist"]]
     seen = {}
@@ -233,7 +240,7 @@ def test_llava_export_reingests_as_the_same_samples(published, exported, make_la
 
 
 def test_exports_are_reproducible_and_refuse_to_overwrite(published, exported, tmp_path, capsys):
-    for fmt in ("hf", "webdataset"):
+    for fmt in ("hf", "webdataset", "llava"):
         assert export(published, fmt, tmp_path / fmt) == 0
         assert digests(tmp_path / fmt) == digests(exported / fmt)
     before = digests(exported / "hf")

@@ -27,6 +27,7 @@ EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 ROW_GROUP_ROWS = 100  # rows per parquet row group (images make rows large; HF's viewer reads row groups)
 SUMMARY = pa.schema([("shard", pa.int32()), ("file", pa.string()), ("rows", pa.int64()), ("bytes", pa.int64())])
 FORMATS = ("hf", "webdataset", "llava")
+TEMPORARY = "_tmp"  # in the export folder: parts being written
 
 
 def shard_name(fmt: str, shard: int, shards: int) -> str:
@@ -170,11 +171,10 @@ class _LlavaShard:
         fs.create_dir(posixpath.join(root, "images"), recursive=True)
         self.stream = fs.open_output_stream(path)
         self.first = True
-        self.extra_bytes = 0  # the images this shard wrote (an image shared with another shard is written once)
 
     def add(self, row: dict[str, Any]) -> None:
         for image in row["images"]:
-            self.extra_bytes += _write_once(self.fs, posixpath.join(self.root, "images", image_name(image)), image["bytes"])
+            _write_once(self.fs, self.root, posixpath.join("images", image_name(image)), image["bytes"])
         self.stream.write((b"[\n" if self.first else b",\n") + json.dumps(llava_record(row), ensure_ascii=False,
                                                                            sort_keys=True).encode())
         self.first = False
@@ -184,15 +184,21 @@ class _LlavaShard:
         self.stream.close()
 
 
-def _write_once(fs: pafs.FileSystem, path: str, payload: bytes) -> int:
-    """An image named by its content hash: whoever writes it first writes the same bytes. Returns the bytes written."""
+def _write_once(fs: pafs.FileSystem, root: str, name: str, payload: bytes) -> None:
+    """An image named by its content hash: whoever writes it first writes the same bytes."""
+    path = posixpath.join(root, name)
     if fs.get_file_info(path).type == pafs.FileType.File:
-        return 0
-    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+        return
+    temporary = temporary_path(root, name)
     with fs.open_output_stream(temporary) as out:
         out.write(payload)
     fs.move(temporary, path)
-    return len(payload)
+
+
+def temporary_path(root: str, name: str) -> str:
+    """Where `name` is written before it is moved into place: under TEMPORARY, which the export removes at the end
+    (a task killed mid-write leaves its part there, never beside the shards)."""
+    return posixpath.join(root, TEMPORARY, f"{name.replace('/', '_')}.{uuid.uuid4().hex}")
 
 
 # ---------------------------------------------------------------- shards
@@ -200,33 +206,60 @@ def _write_once(fs: pafs.FileSystem, path: str, payload: bytes) -> int:
 def write_shards(batches: Iterable[pa.RecordBatch], fmt: str, root: str, shards: int) -> Iterator[pa.RecordBatch]:
     """mapInArrow body: write the shards whose rows these batches hold; one SUMMARY row per shard.
 
-    A shard is written under a temporary name and moved into place when complete, so a task
-    that dies leaves no half shard behind (its retry writes the whole shard again)."""
+    A shard is written under TEMPORARY and moved into place when complete, so a task that dies
+    leaves no half shard in the export (its retry writes the whole shard again)."""
     fs, base = filesystem(root)
+    fs.create_dir(posixpath.join(base, TEMPORARY), recursive=True)
     current, writer, temporary, rows = None, None, "", 0
 
     def finish() -> pa.RecordBatch:
         writer.close()
-        final = posixpath.join(base, shard_name(fmt, current, shards))
-        fs.move(temporary, final)
-        size = fs.get_file_info(final).size + getattr(writer, "extra_bytes", 0)
-        return pa.RecordBatch.from_pylist([{"shard": current, "file": shard_name(fmt, current, shards), "rows": rows,
-                                            "bytes": size}], schema=SUMMARY)
+        return _placed(fs, base, fmt, current, shards, temporary, rows)
 
-    for batch in batches:
-        for row in batch.to_pylist():
-            if row["shard"] != current:
-                if writer is not None:
-                    yield finish()
-                current, rows = row["shard"], 0
-                temporary = posixpath.join(base, f"{shard_name(fmt, current, shards)}.{uuid.uuid4().hex}.tmp")
-                fs.create_dir(posixpath.dirname(temporary), recursive=True)
-                writer = {"hf": lambda: _ParquetShard(fs, temporary), "webdataset": lambda: _TarShard(fs, temporary),
-                          "llava": lambda: _LlavaShard(fs, temporary, base)}[fmt]()
-            writer.add(row)
-            rows += 1
-    if writer is not None:
-        yield finish()
+    try:
+        for batch in batches:
+            for offset in range(0, batch.num_rows, ROW_GROUP_ROWS):  # a slice of rows in Python at a time
+                for row in batch.slice(offset, ROW_GROUP_ROWS).to_pylist():
+                    if row["shard"] != current:
+                        if writer is not None:
+                            yield finish()
+                        current, rows = row["shard"], 0
+                        temporary = temporary_path(base, shard_name(fmt, current, shards))
+                        writer = _open(fs, base, fmt, temporary)
+                    writer.add(row)
+                    rows += 1
+        if writer is not None:
+            yield finish()
+    except BaseException:
+        if temporary and fs.get_file_info(temporary).type == pafs.FileType.File:
+            fs.delete_file(temporary)
+        raise
+
+
+def write_empty_shard(fmt: str, root: str, shard: int, shards: int) -> dict[str, Any]:
+    """A shard number no sample hashed to still gets its file: `-of-N` promises N files."""
+    fs, base = filesystem(root)
+    fs.create_dir(posixpath.join(base, TEMPORARY), recursive=True)
+    temporary = temporary_path(base, shard_name(fmt, shard, shards))
+    _open(fs, base, fmt, temporary).close()
+    return _placed(fs, base, fmt, shard, shards, temporary, 0).to_pylist()[0]
+
+
+def _open(fs: pafs.FileSystem, base: str, fmt: str, temporary: str):
+    if fmt == "hf":
+        return _ParquetShard(fs, temporary)
+    if fmt == "webdataset":
+        return _TarShard(fs, temporary)
+    return _LlavaShard(fs, temporary, base)
+
+
+def _placed(fs: pafs.FileSystem, base: str, fmt: str, shard: int, shards: int, temporary: str, rows: int) -> pa.RecordBatch:
+    name = shard_name(fmt, shard, shards)
+    final = posixpath.join(base, name)
+    fs.create_dir(posixpath.dirname(final), recursive=True)
+    fs.move(temporary, final)
+    return pa.RecordBatch.from_pylist([{"shard": shard, "file": name, "rows": rows, "bytes": fs.get_file_info(final).size}],
+                                      schema=SUMMARY)
 
 
 # ---------------------------------------------------------------- the dataset card

@@ -53,7 +53,7 @@ def pattern_match(column: str, patterns: list[str]) -> Column:
     """`column` matches one of the fnmatch `patterns` (as in the config's source and benchmark lists)."""
     matched = F.lit(False)
     for pattern in patterns:
-        matched = matched | F.col(column).rlike(fnmatch.translate(pattern))
+        matched = matched | F.col(column).rlike("^" + fnmatch.translate(pattern))  # rlike finds; fnmatch matches whole
     return matched
 
 
@@ -93,8 +93,10 @@ def curate(inputs: CurationInputs, policy: PolicyConf, run_id: str, versions: di
 
 
 def _latest_ok(table: DataFrame, ok: str, *columns: str) -> DataFrame:
-    """Per turn, the newest row with status `ok` (a turn may be rated again under a new prompt version)."""
-    newest = Window.partitionBy(*TURN_KEYS).orderBy(F.col("generated_at").desc())
+    """Per turn, the newest row with status `ok` (a turn may be rated again under a new prompt version);
+    model and prompt version break a tie, so the choice never depends on the order rows arrive in."""
+    newest = Window.partitionBy(*TURN_KEYS).orderBy(F.col("generated_at").desc(), F.col("prompt_version").desc(),
+                                                    F.col("model"))
     return (table.where(F.col("status") == ok).withColumn("_n", F.row_number().over(newest)).where("_n = 1")
             .select(*TURN_KEYS, *columns))
 
@@ -112,8 +114,9 @@ def _turn_rules(rated: DataFrame, routing: DataFrame, policy: PolicyConf) -> Dat
         rules.append(rated.where(F.col(AXES[0]).isNull()).select(
             *TURN_KEYS, "source", F.lit(Rule.UNRATED).alias("rule"),
             F.lit("no parsed rating in gold.turn_ratings").alias("evidence")))
-    if policy.reasoning.failed_both == "drop_turn":
-        rules.append(_failed_both(routing).select(*TURN_KEYS, "source", F.lit(Rule.FAILED_BOTH).alias("rule"), "evidence"))
+    if policy.reasoning.failed_both == "drop_turn":  # only turns of the published samples
+        rules.append(_failed_both(routing).join(rated.select(*TURN_KEYS), list(TURN_KEYS), "left_semi")
+                     .select(*TURN_KEYS, "source", F.lit(Rule.FAILED_BOTH).alias("rule"), "evidence"))
     empty = rated.limit(0).select(*TURN_KEYS, "source", F.lit("").alias("rule"), F.lit("").alias("evidence"))
     for rule in rules:
         empty = empty.unionByName(rule)
@@ -155,7 +158,8 @@ def _with_reasoning(turns: DataFrame, routing: DataFrame, reasoning: DataFrame, 
     if not policy.reasoning.use_verified:
         return turns.withColumn("reasoning_teacher", F.lit(None).cast("string"))
     chosen = routing.where(F.col("chosen_teacher").isNotNull()).select(*TURN_KEYS, F.col("chosen_teacher").alias("teacher"))
-    thought = (reasoning.where(F.col("status") == ReasoningStatus.OK).join(chosen, [*TURN_KEYS, "teacher"])
+    usable = (F.col("status") == ReasoningStatus.OK) & F.col("reasoning").isNotNull() & F.col("final_answer").isNotNull()
+    thought = (reasoning.where(usable).join(chosen, [*TURN_KEYS, "teacher"])
                .select(*TURN_KEYS, F.col("teacher").alias("reasoning_teacher"),
                        F.concat(F.lit("<think>\n"), F.trim("reasoning"), F.lit("\n</think>\n\n"), F.trim("final_answer"))
                        .alias("with_reasoning")))

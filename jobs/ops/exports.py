@@ -9,6 +9,7 @@ import posixpath
 from dataclasses import asdict, dataclass, field
 
 import pyarrow.fs as pafs
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
@@ -17,9 +18,10 @@ from jobs.runtime.config import Config
 from jobs.runtime.tables import Lake
 from schemas import contamination, curated, curation_decisions, duplicate_groups, silver_images, silver_samples
 from schemas.turn_ratings import AXES
-from udfs.exports import SUMMARY, filesystem, write_shards
+from udfs.exports import SUMMARY, TEMPORARY, filesystem, write_empty_shard, write_shards
 
 MANIFEST = "finelake_export.json"
+ARROW_BATCH_ROWS = 256
 
 
 class ExportError(ValueError):
@@ -35,7 +37,7 @@ class Manifest:
     version: int
     subset: str | None
     shard_mb: int
-    policy_hashes: list[str]
+    policy_hashes: list[str] = field(default_factory=list)
     rows: int = 0
     bytes: int = 0
     shards: list[dict] = field(default_factory=list)
@@ -79,13 +81,31 @@ def write_export(rows: DataFrame, fmt: str, root: str, shard_mb: int) -> list[di
     written by the executors, one summary row per shard back to the driver."""
     size = F.aggregate("images", F.lit(0).cast("long"), lambda total, i: total + F.length(i["bytes"])) + F.length(
         F.to_json("turns"))
-    total = rows.select(F.sum(size)).first()[0] or 0
-    shards = max(1, math.ceil(total / (shard_mb * 1024 * 1024)))
-    placed = (rows.withColumn("shard", F.pmod(F.xxhash64("sample_id"), F.lit(shards)).cast("int"))
-              .select("shard", "sample_id", "source", "category", "license", "subsets", "turns", "images")
-              .repartition(shards, "shard").sortWithinPartitions("shard", "sample_id"))
-    written = placed.mapInArrow(lambda batches: write_shards(batches, fmt, root, shards), from_arrow_schema(SUMMARY))
-    return sorted((r.asDict() for r in written.collect()), key=lambda r: r["shard"])
+    # The size pass and the write read the joined rows once: kept on the executors' disks meanwhile
+    # (a lost executor's part is read again from the same table versions).
+    joined = rows.select("sample_id", "source", "category", "license", "subsets", "turns", "images",
+                         size.alias("size"), (F.size("image_ids") - F.size("images")).alias("missing")
+                         ).persist(StorageLevel.DISK_ONLY)
+    try:
+        measured = joined.agg(F.sum("size").alias("size"), F.count_if(F.col("missing") > 0).alias("missing"),
+                              F.max_by("sample_id", "missing").alias("example")).first()
+        if measured["missing"]:
+            raise ExportError(f"{measured['missing']} samples reference images that silver.images does not hold "
+                              f"(e.g. sample {measured['example']}); nothing was written")
+        shards = max(1, math.ceil((measured["size"] or 0) / (shard_mb * 1024 * 1024)))
+        placed = (joined.drop("size", "missing").withColumn("shard", F.pmod(F.xxhash64("sample_id"), F.lit(shards)).cast("int"))
+                  .repartition(shards, "shard").sortWithinPartitions("shard", "sample_id"))
+        # Arrow batches of a few hundred rows: a Python worker never holds thousands of images at once
+        rows.sparkSession.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
+        written = placed.mapInArrow(lambda batches: write_shards(batches, fmt, root, shards), from_arrow_schema(SUMMARY))
+        summaries = {r["shard"]: r.asDict() for r in written.collect()}
+    finally:
+        joined.unpersist()
+    for shard in sorted(set(range(shards)) - set(summaries)):
+        summaries[shard] = write_empty_shard(fmt, root, shard, shards)
+    fs, base = filesystem(root)
+    fs.delete_dir(posixpath.join(base, TEMPORARY))
+    return [summaries[shard] for shard in range(shards)]
 
 
 def prepare_folder(root: str, manifest: Manifest, overwrite: bool) -> bool:
@@ -123,9 +143,10 @@ def card_figures(lake: Lake, rows: DataFrame, config: Config) -> dict:
         F.first("license").alias("license"), F.first("category").alias("category"), F.count(F.lit(1)).alias("samples"),
         F.sum(F.size("turns")).alias("turns"), F.sum(F.size("image_ids")).alias("images"),
         F.sum(F.size(F.filter("turns", lambda t: t["reasoning_teacher"].isNotNull()))).alias("with_reasoning"),
+        F.collect_set("policy_hash").alias("policy_hashes"),
     ).orderBy("source").collect()]
-    turns = rows.select(F.explode("turns").alias("t"))
-    quality = {axis: turns.agg(F.avg(f"t.{axis}"), F.count(f"t.{axis}")).first() for axis in AXES}
+    quality = rows.select(F.explode("turns").alias("t")).agg(
+        *[F.struct(F.avg(f"t.{axis}"), F.count(f"t.{axis}")).alias(axis) for axis in AXES]).first()
     samples = lake.read_current(silver_samples.CONTRACT).count()
     flagged = lake.read_current(contamination.CONTRACT).groupBy("benchmark").agg(
         F.countDistinct("sample_id").alias("samples")).orderBy("benchmark").collect()
@@ -141,7 +162,8 @@ def card_figures(lake: Lake, rows: DataFrame, config: Config) -> dict:
                            "rate": r["samples"] / samples if samples else 0.0} for r in flagged],
         "duplicate_groups": groups["groups"], "duplicate_copies": groups["copies"],
         "decisions": [(r["scope"], r["rule"], r["count"]) for r in decisions],
-        "quality": {axis: (value[0], value[1]) for axis, value in quality.items()},
+        "quality": {axis: tuple(quality[axis]) for axis in AXES},
+        "policy_hashes": sorted({h for source in sources for h in source.pop("policy_hashes")}),
         "policy": config.publish.policy.model_dump(mode="json"),
         "images_table": lake.name(silver_images.CONTRACT),
     }
