@@ -25,9 +25,9 @@ from udfs.exports import FORMATS, dataset_card
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", required=True, choices=FORMATS, help="hf (parquet + card), webdataset (tar) or llava (JSON)")
-    parser.add_argument("--to", required=True, help="export folder: local or a URI pyarrow can write (s3://, gs://, ...)")
-    parser.add_argument("--subset", default=None, help="only the samples in this difficulty subset (gold.curated.subsets)")
-    parser.add_argument("--version", type=int, default=None, help="gold.curated version to export (default: the latest)")
+    parser.add_argument("--to", required=True, metavar="PATH", help="export folder: local or a URI pyarrow can write (s3://, gs://, ...)")
+    parser.add_argument("--subset", default=None, metavar="NAME", help="only the samples in this difficulty subset (gold.curated.subsets)")
+    parser.add_argument("--version", type=int, default=None, metavar="N", help="gold.curated version to export (default: the latest)")
     parser.add_argument("--overwrite", action="store_true", help="replace what the folder holds (refused otherwise)")
     add_config_flags(parser)
 
