@@ -23,7 +23,8 @@ from tests.local_openai_server import LocalOpenAIServer
 from udfs.answers import check_frame, parse_choices
 from udfs.generation import (GenerationSettings, OpenAIBackend, Request, TransformersBackend, VLLMBackend,
                              backend_for, generate_frame, load_causal_lm, shared_prefix_length)
-from udfs.prompts import parse_scores, split_reasoning, split_reasoning_frame
+from schemas import turn_ratings
+from udfs.prompts import PromptSpec, parse_scores, split_reasoning, split_reasoning_frame
 
 AXES = ("formatting", "relevance", "visual_dependency", "image_correspondence")
 
@@ -54,6 +55,28 @@ def test_local_model_answers_with_counts_and_finish_reasons(local_model, local_s
         assert result.tokens_in > 10 and 0 < result.tokens_out <= local_settings.max_new_tokens
         assert result.finish_reason in ("stop", "length")
     assert not local_settings.sees_images
+
+
+def test_json_schema_answers_are_decoded_under_their_grammar_and_parse(local_settings):
+    """The rating prompt's JSON schema constrains the local model (xgrammar, as vLLM does on GPU): every answer
+    parses with the scores in range, whatever the small model would have said; rows without a schema in the
+    same call are answered freely, in their order."""
+    config = load_config("local")
+    rating = PromptSpec.model_validate(config.prompts["rating"])
+    turns = [("How many people are in this photo?", "2"), ("What colour is the car?", "Red."),
+             ("Describe the image.", "A dog on grass."), ("What is 2 + 3?", "5")]
+    requests = [rating.request({"question": q, "answer": a, "caption": None}, 4000) for q, a in turns]
+    requests.insert(2, question("Name a colour of the sky."))
+    settings = local_settings.model_copy(update={"max_new_tokens": 48})
+    results = backend_for(settings).generate(requests)
+    free = results.pop(2)
+    assert free.error is None and free.text and not free.text.startswith("{")
+    for result in results:
+        scores, reason = parse_scores(result.text, turn_ratings.AXES)
+        assert reason is None and all(1 <= v <= 5 for v in scores.values()), result.text
+        assert result.finish_reason == "stop"
+    unconstrained = backend_for(settings.model_copy(update={"constrained": False})).generate(requests[:1])[0]
+    assert unconstrained.error is None and unconstrained.text != results[0].text  # the grammar changed the answer
 
 
 def test_batched_rows_are_answered_like_single_rows(local_model):

@@ -64,6 +64,8 @@ class GenerationSettings(BaseModel):
     seed: int = 0
     batch_size: int = Field(default=8, gt=0, description="prompts per forward pass (transformers) or engine call (vllm)")
     threads: int = Field(default=1, gt=0, description="transformers: intra-op threads per Python worker")
+    constrained: bool = Field(default=True, description=(
+        "transformers: decode a prompt's json_schema answers under its grammar (xgrammar, as vLLM does)"))
     base_url: str | None = Field(default=None, description="openai: e.g. http://host:8000/v1")
     api_key_env: str | None = Field(default=None, description="openai: environment variable holding the API key")
     concurrency: int = Field(default=4, gt=0, description="openai: requests in flight per Python worker")
@@ -84,7 +86,8 @@ class GenerationSettings(BaseModel):
     def sampling(self) -> dict[str, Any]:
         """What decides the output besides the prompt: stored on every row (no endpoint, no key)."""
         return {"temperature": self.temperature, "top_p": self.top_p, "seed": self.seed,
-                "max_new_tokens": self.max_new_tokens, "max_prompt_tokens": self.max_prompt_tokens}
+                "max_new_tokens": self.max_new_tokens, "max_prompt_tokens": self.max_prompt_tokens,
+                "constrained": self.constrained}
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,10 @@ class Request:
 
     def messages_key(self) -> tuple[tuple[str, str], ...]:
         return tuple((m["role"], m["content"]) for m in self.messages)
+
+    def schema_key(self) -> str:
+        """The answer's JSON schema as canonical text ("" without one): requests batch by it."""
+        return json.dumps(self.json_schema, sort_keys=True) if self.json_schema is not None else ""
 
 
 @dataclass
@@ -183,13 +190,23 @@ class TransformersBackend:
         self.torch = torch
         self.settings = settings
         self.tokenizer, self.model = load_causal_lm(settings.model, settings.gguf_file, settings.cache_dir, settings.threads)
+        self._compiler = None
+        self._grammars: dict[str, Any] = {}  # schema_key -> compiled grammar, compiled once per worker
 
     def generate(self, requests: list[Request]) -> list[Generation]:
-        # Batches of like prompts share longer prefixes (a question's k samples, one instruction text).
-        order = sorted(range(len(requests)), key=lambda i: (requests[i].messages_key(), requests[i].seed_offset))
+        # Batches of like prompts share longer prefixes (a question's k samples, one instruction text);
+        # a batch holds one answer schema, so one grammar constrains all its rows.
+        order = sorted(range(len(requests)), key=lambda i: (requests[i].schema_key(), requests[i].messages_key(),
+                                                            requests[i].seed_offset))
+        batches: list[list[int]] = []
+        for i in order:
+            if batches and len(batches[-1]) < self.settings.batch_size and \
+                    requests[batches[-1][0]].schema_key() == requests[i].schema_key():
+                batches[-1].append(i)
+            else:
+                batches.append([i])
         results: dict[int, Generation] = {}
-        for start in range(0, len(order), self.settings.batch_size):
-            indices = order[start : start + self.settings.batch_size]
+        for indices in batches:
             batch = [requests[i] for i in indices]
             try:
                 generations = self._generate_batch(batch)
@@ -215,6 +232,10 @@ class TransformersBackend:
         if settings.temperature > 0:
             sampling = {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p}
             torch.manual_seed(settings.seed + batch[0].seed_offset)
+        if settings.constrained and batch[0].json_schema is not None:
+            from xgrammar.contrib.hf import LogitsProcessor
+
+            sampling["logits_processor"] = [LogitsProcessor(self._grammar(batch[0].schema_key()))]  # stateful: one per call
         with torch.inference_mode():
             if shared:
                 cache = self.model(input_ids=input_ids[:1, :shared], use_cache=True).cache
@@ -234,6 +255,18 @@ class TransformersBackend:
                 finish_reason="stop" if ended else "length",
             ))
         return results
+
+
+    def _grammar(self, schema_key: str) -> Any:
+        """The JSON schema compiled against this tokenizer's vocabulary (compact JSON: fewer tokens to spend)."""
+        if schema_key not in self._grammars:
+            import xgrammar
+
+            if self._compiler is None:
+                info = xgrammar.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=self.model.config.vocab_size)
+                self._compiler = xgrammar.GrammarCompiler(info, max_threads=self.settings.threads)
+            self._grammars[schema_key] = self._compiler.compile_json_schema(schema_key, any_whitespace=False)
+        return self._grammars[schema_key]
 
 
 def shared_prefix_length(prompts: list[list[int]]) -> int:
