@@ -16,7 +16,7 @@ import sys
 
 from pyspark.sql import functions as F
 
-from jobs.ops.curation import CURATED_CHANGED, DECISION_CHANGED, CurationInputs, curate, pattern_match
+from jobs.ops.curation import CURATED_CHANGED, DECISION_CHANGED, CurationInputs, curate, outcomes_of, pattern_match
 from jobs.ops.rejects import every_column
 from jobs.runtime.gate import Batch
 from jobs.runtime.stage import JobContext, StageReport, run_job
@@ -37,10 +37,10 @@ def run(context: JobContext, report: StageReport) -> None:
     decided = curate(inputs, settings.policy, context.run_id, dict(lake.reads))
     rows = context.checkpoint(decided.curated, "curated")
     decisions = context.checkpoint(decided.decisions, "decisions")
-    report.tally(samples, decided.outcomes)
+    report.tally(samples, outcomes_of(samples, decisions))
 
     def stale(contract, fresh):
-        keys = list(dict.fromkeys((*contract.partition_by, *contract.keys)))
+        keys = contract.match_columns
         return lake.read_current(contract).where(in_scope).select(*keys).join(fresh.select(*keys), keys, "left_anti")
 
     report.writes += context.gate.commit(

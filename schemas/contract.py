@@ -41,6 +41,11 @@ class TableContract:
         return f"{self.layer}.{self.name}"
 
     @property
+    def match_columns(self) -> list[str]:
+        """Partition columns, then keys: what a MERGE matches on (partition columns first, so it prunes)."""
+        return list(dict.fromkeys((*self.partition_by, *self.keys)))
+
+    @property
     def gated(self) -> bool:
         return self.expectations is not None
 

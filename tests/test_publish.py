@@ -13,6 +13,7 @@ import datasets
 import pytest
 import webdataset
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructField, StructType
 
 from jobs import export as export_job
 from jobs import registry
@@ -33,7 +34,7 @@ def frame(spark, contract, rows: list[dict]):
     """Rows of a table: given columns, every other column null (or a timestamp), in the table's schema."""
     fields = contract.schema.fieldNames()
     filled = [{f: row.get(f, NOW if f.endswith("_at") else None) for f in fields} for row in rows]
-    loose = type(contract.schema)([type(f)(f.name, f.dataType, True) for f in contract.schema.fields])
+    loose = StructType([StructField(f.name, f.dataType, True) for f in contract.schema.fields])
     return spark.createDataFrame(filled, loose)
 
 

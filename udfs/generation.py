@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import functools
 import importlib.util
+import itertools
 import json
 import logging
 import os
@@ -198,13 +199,10 @@ class TransformersBackend:
         # a batch holds one answer schema, so one grammar constrains all its rows.
         order = sorted(range(len(requests)), key=lambda i: (requests[i].schema_key(), requests[i].messages_key(),
                                                             requests[i].seed_offset))
-        batches: list[list[int]] = []
-        for i in order:
-            if batches and len(batches[-1]) < self.settings.batch_size and \
-                    requests[batches[-1][0]].schema_key() == requests[i].schema_key():
-                batches[-1].append(i)
-            else:
-                batches.append([i])
+        size = self.settings.batch_size
+        batches = [group[start:start + size]
+                   for _, grouped in itertools.groupby(order, key=lambda i: requests[i].schema_key())
+                   for group in [list(grouped)] for start in range(0, len(group), size)]
         results: dict[int, Generation] = {}
         for indices in batches:
             batch = [requests[i] for i in indices]

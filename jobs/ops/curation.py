@@ -80,16 +80,25 @@ def curate(inputs: CurationInputs, policy: PolicyConf, run_id: str, versions: di
     decided = (sample_rules.withColumn("scope", F.lit(Scope.SAMPLE)).unionByName(turn_rules.withColumn("scope", F.lit(Scope.TURN)))
                .select("sample_id", "source", "turn_index", "scope", "rule", "evidence", *stamp,
                        F.current_timestamp().alias("decided_at"), F.lit(run_id).alias("run_id")))
-    rank = F.array_position(F.array(*[F.lit(r.value) for r in RULE_ORDER]), F.col("rule"))
-    first_rule = sample_rules.groupBy("sample_id").agg(F.min_by("rule", rank).alias("reason"))
-    outcomes = inputs.samples.select("sample_id", "source").join(first_rule, "sample_id", "left")
     inputs_map = F.create_map(*[F.lit(x) for name, version in sorted(versions.items()) for x in (name, version)])
-    kept = inputs.samples.drop("turns").join(first_rule, "sample_id", "left_anti").join(per_sample, "sample_id")
+    kept = inputs.samples.drop("turns").join(first_rules(decided), "sample_id", "left_anti").join(per_sample, "sample_id")
     rows = kept.select(
         *curated.SAMPLE_COLUMNS, "turns", "subsets",
         *stamp, inputs_map.cast(curated.SCHEMA["inputs"].dataType).alias("inputs"),
         F.current_timestamp().alias("published_at"), F.lit(run_id).alias("run_id"))
-    return Curation(rows, decided, outcomes.select("source", "reason"))
+    return Curation(rows, decided, outcomes_of(inputs.samples, decided))
+
+
+def first_rules(decisions: DataFrame) -> DataFrame:
+    """(sample_id, reason): every sample left out, under the first of its rules in RULE_ORDER."""
+    rank = F.array_position(F.array(*[F.lit(r.value) for r in RULE_ORDER]), F.col("rule"))
+    return (decisions.where(F.col("scope") == Scope.SAMPLE).groupBy("sample_id")
+            .agg(F.min_by("rule", rank).alias("reason")))
+
+
+def outcomes_of(samples: DataFrame, decisions: DataFrame) -> DataFrame:
+    """(source, reason) per sample: null when curated, else its first rule (what the stage report counts)."""
+    return samples.select("sample_id", "source").join(first_rules(decisions), "sample_id", "left").select("source", "reason")
 
 
 def _latest_ok(table: DataFrame, ok: str, *columns: str) -> DataFrame:

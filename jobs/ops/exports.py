@@ -16,7 +16,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from jobs.runtime.config import Config
 from jobs.runtime.tables import Lake
-from schemas import contamination, curated, curation_decisions, duplicate_groups, silver_images, silver_samples
+from schemas import contamination, curated, curation_decisions, duplicate_groups, silver_samples
 from schemas.turn_ratings import AXES
 from udfs.exports import SUMMARY, TEMPORARY, filesystem, write_empty_shard, write_shards
 
@@ -165,5 +165,4 @@ def card_figures(lake: Lake, rows: DataFrame, config: Config) -> dict:
         "quality": {axis: tuple(quality[axis]) for axis in AXES},
         "policy_hashes": sorted({h for source in sources for h in source.pop("policy_hashes")}),
         "policy": config.publish.policy.model_dump(mode="json"),
-        "images_table": lake.name(silver_images.CONTRACT),
     }

@@ -160,11 +160,8 @@ class Lake:
         a batch should be what its commit changes. The target is read once, only where the batch's
         keys are (the keys are a semi-join filter, broadcast when small; partition columns prune).
         """
-        self.ensure(contract)
-        target = self.spark.table(self.name(contract))
-        for column, value in owned.items():
-            target = target.where(F.col(column) == value)
-        keys = list(dict.fromkeys((*contract.partition_by, *contract.keys)))
+        target = self._owned_rows(contract, owned)
+        keys = contract.match_columns
         matched = target.join(rows.select(*keys).distinct(), keys, "left_semi")
         joined = rows.alias("s").join(matched.alias("t"), [F.col(f"s.`{c}`") == F.col(f"t.`{c}`") for c in keys], "left")
         found = F.col(f"t.`{keys[0]}`").isNotNull()
@@ -173,12 +170,17 @@ class Lake:
 
     def present_keys(self, contract: TableContract, keys: DataFrame, owned: dict[str, str]) -> DataFrame:
         """The keys (partition columns first) of `keys` that the table holds, in the writer's partition."""
+        columns = contract.match_columns
+        return self._owned_rows(contract, owned).select(*columns).join(keys.select(*columns).distinct(), columns,
+                                                                      "left_semi")
+
+    def _owned_rows(self, contract: TableContract, owned: dict[str, str]) -> DataFrame:
+        """The table now, only the partition a writer owns (all of it when it owns the whole table)."""
         self.ensure(contract)
-        columns = list(dict.fromkeys((*contract.partition_by, *contract.keys)))
         target = self.spark.table(self.name(contract))
         for column, value in owned.items():
             target = target.where(F.col(column) == value)
-        return target.select(*columns).join(keys.select(*columns).distinct(), columns, "left_semi")
+        return target
 
     def merge(self, contract: TableContract, rows: DataFrame, batch: str, owned: dict[str, str],
               update_when: str | None = None, update_set: dict | None = None,
@@ -193,8 +195,8 @@ class Lake:
         self.ensure(contract)
         name = self.name(contract)
         columns = contract.schema.fieldNames()
-        match_columns = dict.fromkeys((*contract.partition_by, *contract.keys))
-        on = " AND ".join([*(f"t.`{c}` = '{v}'" for c, v in owned.items()), *(f"t.`{c}` = s.`{c}`" for c in match_columns)])
+        on = " AND ".join([*(f"t.`{c}` = '{v}'" for c, v in owned.items()),
+                           *(f"t.`{c}` = s.`{c}`" for c in contract.match_columns)])
         source, kept = rows.select(*columns), None
         if remove is not None:  # one source: the rows, then the keys to delete marked REMOVE
             source = source.withColumn(REMOVE, F.lit(False)).unionByName(
