@@ -53,9 +53,12 @@ def example_queries(lake: Lake) -> list[tuple[str, str]]:
             f"FROM {flags} c JOIN {samples} s USING (sample_id) ORDER BY c.benchmark, c.kind, c.item_id, s.source_key LIMIT 12",
         ),
         (
-            "A distilled turn: the teacher's reasoning, its verdict, the routing outcome, the small model's pass rate",
-            f"SELECT r.sample_id, r.turn_index, r.question, r.gold_answer, r.reasoning, r.final_answer, v.verdict, v.reason, "
+            "A distilled turn: its ratings, the teacher's reasoning, its verdict (by rule or judge), the routing outcome, "
+            "the small model's pass rate",
+            f"SELECT r.sample_id, r.turn_index, r.question, r.gold_answer, t.formatting, t.relevance, t.visual_dependency, "
+            f"t.image_correspondence, r.status, r.context_used, r.reasoning, r.final_answer, v.method, v.verdict, v.reason, "
             f"o.outcome, d.pass_rate, d.subsets FROM {gold}.reasoning r JOIN {gold}.verdicts v USING (sample_id, turn_index, teacher) "
+            f"LEFT JOIN {gold}.turn_ratings t ON t.sample_id = r.sample_id AND t.turn_index = r.turn_index AND t.status = 'ok' "
             f"LEFT JOIN {gold}.routing o USING (sample_id, turn_index) LEFT JOIN {gold}.difficulty d USING (sample_id, turn_index) "
             f"WHERE r.teacher = 'short' ORDER BY (v.verdict = 'correct') DESC, r.sample_id, r.turn_index LIMIT 3",
         ),

@@ -14,7 +14,7 @@ import sys
 from pyspark.sql import functions as F
 
 from jobs.ops.commits import commit_pending
-from jobs.ops.reasoning import reasoning_rows, report_lengths
+from jobs.ops.reasoning import reasoning_rows, report_reasoning
 from jobs.ops.teacher import eligible_turns, not_done, with_visual_inputs
 from jobs.runtime.stage import JobContext, StageReport, run_job
 from schemas import reasoning
@@ -31,7 +31,7 @@ def run(context: JobContext, report: StageReport) -> None:
                .transform(with_visual_inputs, context, context.config.teacher_model(role)))
     commit_pending(context, report, reasoning.CONTRACT, pending,
                    lambda turns: reasoning_rows(turns, context, role, prompt, Teacher.SHORT))
-    report_lengths(report, context.lake.read_current(reasoning.CONTRACT).where(F.col("run_id") == context.run_id),
+    report_reasoning(report, context.lake.read_current(reasoning.CONTRACT).where(F.col("run_id") == context.run_id),
                    Teacher.SHORT)
 
 

@@ -42,7 +42,7 @@ def expectations(settings: None) -> list:
 
 
 CONTRACT = TableContract(
-    layer="silver", name="captions", schema=SCHEMA, keys=KEYS,
+    layer="silver", name="captions", schema=SCHEMA, keys=KEYS, version=2,  # 2: context_used
     description="A dense caption per image and model (status blind: the model cannot see images).",
     expectations=expectations, checks=CHECKS,
 )

@@ -51,7 +51,7 @@ def expectations(settings: None) -> list:
 
 
 CONTRACT = TableContract(
-    layer="gold", name="difficulty", schema=SCHEMA, keys=KEYS, partition_by=("source",),
+    layer="gold", name="difficulty", schema=SCHEMA, keys=KEYS, partition_by=("source",), version=2,  # 2: context_used
     description="Pass rate of a small model over k answers per question, and the difficulty subsets it is in.",
     expectations=expectations, checks=CHECKS,
 )

@@ -30,6 +30,7 @@ PROVENANCE = [
     StructField("calls", IntegerType(), False),  # backend calls spent on the row (retries, repairs)
     StructField("teacher_blind", BooleanType(), False),  # the sample has images the teacher could not see
     StructField("caption_used", BooleanType(), False),  # ... and their captions were in the prompt instead
+    StructField("context_used", BooleanType(), False),  # the prompt held the images' content as text (image_text, captions)
     StructField("generated_at", TimestampType(), False),
     StructField("run_id", StringType(), False),
 ]
@@ -37,6 +38,7 @@ PROVENANCE = [
 CHECKS = {
     "check_counts_non_negative": lambda settings: (F.col("tokens_in") >= 0) & (F.col("tokens_out") >= 0) & (F.col("calls") >= 0),
     "check_caption_only_when_blind": lambda settings: ~F.col("caption_used") | F.col("teacher_blind"),
+    "check_captions_are_context": lambda settings: ~F.col("caption_used") | F.col("context_used"),
 }
 
 

@@ -56,7 +56,7 @@ def expectations(settings: None) -> list:
 
 
 CONTRACT = TableContract(
-    layer="gold", name="reasoning", schema=SCHEMA, keys=KEYS, partition_by=("teacher",), version=2,  # 2: by teacher
+    layer="gold", name="reasoning", schema=SCHEMA, keys=KEYS, partition_by=("teacher",), version=3,  # 2: by teacher; 3: context_used
     description="Distilled chain-of-thought and final answer per turn and teacher (short, long).",
     expectations=expectations, checks=CHECKS,
 )

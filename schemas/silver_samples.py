@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from schemas import suites
 from schemas.contract import TableContract, outcome_row
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: image_text
 
 # Delta enforces NOT NULL only on top-level columns; nested fields are checked by the suite.
 TURN = StructType([StructField("user", StringType(), True), StructField("assistant", StringType(), True)])
@@ -30,6 +30,9 @@ SCHEMA = StructType(
         StructField("source_key", StringType(), False),
         StructField("image_ids", ArrayType(StringType(), True), False),  # ordered; keys of silver.images
         StructField("turns", ArrayType(TURN, True), False),
+        # The images' content as text where the source carries it (a table's text, OCR): what a
+        # text-only teacher reads instead of the image (the source's `image_text` template).
+        StructField("image_text", StringType(), True),
         StructField("license", StringType(), False),
         StructField("category", StringType(), False),
         StructField("language", StringType(), False),
@@ -44,7 +47,7 @@ SCHEMA = StructType(
 
 # What the text rules (udfs/text.py) emit per record: its chat columns, the <image> tokens its
 # turns hold, and the first rule it fails.
-CHAT = outcome_row(SCHEMA, ["sample_id", "turns", "prompt_edits", "license", "category", "language"],
+CHAT = outcome_row(SCHEMA, ["sample_id", "turns", "image_text", "prompt_edits", "license", "category", "language"],
                    StructField("image_tokens", IntegerType(), True))
 
 

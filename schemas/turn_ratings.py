@@ -49,7 +49,7 @@ def expectations(settings: None) -> list:
 
 
 CONTRACT = TableContract(
-    layer="gold", name="turn_ratings", schema=SCHEMA, keys=KEYS, partition_by=("source",),
+    layer="gold", name="turn_ratings", schema=SCHEMA, keys=KEYS, partition_by=("source",), version=2,  # 2: context_used
     description="Four 1-5 ratings per turn (formatting, relevance, visual dependency, image correspondence).",
     expectations=expectations, checks=CHECKS,
 )

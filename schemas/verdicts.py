@@ -25,6 +25,8 @@ class Method(StrEnum):
     NONE = "none"  # nothing to check
 
 
+JUDGE_AXES = ("score",)  # the fidelity judge answers one 1-5 score
+
 SCHEMA = StructType([
     StructField("sample_id", StringType(), False),
     StructField("turn_index", IntegerType(), False),

@@ -94,3 +94,42 @@ def test_unknown_environment():
 
 def test_digest_changes_with_config():
     assert load_config("local").digest() != load_config("local", ["normalize.image.quality=80"]).digest()
+
+
+@pytest.mark.parametrize("change, field, says", [
+    (("think ::= [^<]*", "think ::= [^<*"), "grammar", "does not compile"),
+    (("root ::= \"<think>\"", "root ::= \"<thought>\""), "grammar", "no_think_tags"),  # the parser wants <think>
+    (("rule: answer", "rule: nowhere"), "budget.rule", "does not compile"),
+    (("answer_tokens: 12", "answer_tokens: 500"), "budget.answer_tokens", "leaves no thinking"),
+])
+def test_a_reasoning_grammar_that_the_stages_cannot_use_is_refused_at_load(conf_copy, change, field, says):
+    prompt = conf_copy / "prompts" / "reasoning.yaml"
+    assert change[0] in prompt.read_text()
+    prompt.write_text(prompt.read_text().replace(*change))
+    with pytest.raises(ConfigError) as err:
+        load_config("local", conf_dir=conf_copy)
+    assert str(err.value).startswith(f"{prompt}: {field}") and says in str(err.value)
+
+
+@pytest.mark.parametrize("change, field, says", [
+    ("    relevance: {type: integer, minimum: 1, maximum: 5}\n", "json_schema", "missing_axes:relevance"),
+    ("    relevance: {type: integer, minimum: 1, maximum: 5}\n", "json_schema", "out_of_range:relevance"),
+    ("  type: object\n", "json_schema", "does not compile"),
+])
+def test_a_rating_schema_that_disagrees_with_its_parser_is_refused_at_load(conf_copy, change, field, says):
+    prompt = conf_copy / "prompts" / "rating.yaml"
+    text = prompt.read_text()
+    assert change in text
+    replaced = {"missing_axes:relevance": "", "out_of_range:relevance": "    relevance: {type: integer, minimum: 0, maximum: 9}\n",
+                "does not compile": "  type: objekt\n"}[says]
+    prompt.write_text(text.replace(change, replaced).replace("required: [formatting, relevance, ", "required: [formatting, "
+                                                              if says.startswith("missing") else "required: [formatting, relevance, "))
+    with pytest.raises(ConfigError) as err:
+        load_config("local", conf_dir=conf_copy)
+    assert str(err.value).startswith(f"{prompt}: {field}") and says in str(err.value)
+
+
+def test_a_source_maps_the_text_that_stands_for_its_images():
+    config = load_config("local")
+    assert "{{ table }}" in config.sources["tabmwp"].image_text
+    assert dict(config.sources["tabmwp"].templates())["image_text"] == config.sources["tabmwp"].image_text

@@ -42,6 +42,10 @@ def test_tabmwp_chain_reports_a_verified_rate_and_routes_every_failure(tabmwp_la
     verdicts = tabmwp_lake.table("gold", "verdicts").collect()
     short = [v for v in verdicts if v.teacher == "short"]
     assert len(short) == PROBLEMS
+    reasoning = tabmwp_lake.table("gold", "reasoning").where("teacher = 'short'").collect()
+    # the table's text (the source's image_text) stood in for the table image; every row well formed
+    assert {(r.context_used, r.caption_used, r.status) for r in reasoning} == {(True, False, "ok")}
+    assert all(" | " in r.image_text for r in tabmwp_lake.table("silver", "samples").collect())
     # TabMWP answers are numbers or one of the choices: the rule decides every answer the teacher gave
     assert {v.method for v in short} <= {"rule", "none"}
     routing = tabmwp_lake.table("gold", "routing").collect()

@@ -22,9 +22,9 @@ from jobs.runtime.config import load_config
 from tests.local_openai_server import LocalOpenAIServer
 from udfs.answers import check_frame, parse_choices
 from udfs.generation import (GenerationSettings, OpenAIBackend, Request, TransformersBackend, VLLMBackend,
-                             backend_for, generate_frame, load_causal_lm, shared_prefix_length)
+                             at_resolution, backend_for, generate_frame, load_causal_lm, shared_prefix_length)
 from schemas import turn_ratings
-from udfs.prompts import PromptSpec, parse_scores, split_reasoning, split_reasoning_frame
+from udfs.prompts import PromptSpec, parse_scores, reasoning_problem, split_reasoning, split_reasoning_frame
 
 AXES = ("formatting", "relevance", "visual_dependency", "image_correspondence")
 
@@ -65,7 +65,7 @@ def test_json_schema_answers_are_decoded_under_their_grammar_and_parse(local_set
     rating = PromptSpec.model_validate(config.prompts["rating"])
     turns = [("How many people are in this photo?", "2"), ("What colour is the car?", "Red."),
              ("Describe the image.", "A dog on grass."), ("What is 2 + 3?", "5")]
-    requests = [rating.request({"question": q, "answer": a, "caption": None}, 4000) for q, a in turns]
+    requests = [rating.request({"question": q, "answer": a, "context": None}, 4000) for q, a in turns]
     requests.insert(2, question("Name a colour of the sky."))
     settings = local_settings.model_copy(update={"max_new_tokens": 48})
     results = backend_for(settings).generate(requests)
@@ -77,6 +77,54 @@ def test_json_schema_answers_are_decoded_under_their_grammar_and_parse(local_set
         assert result.finish_reason == "stop"
     unconstrained = backend_for(settings.model_copy(update={"constrained": False})).generate(requests[:1])[0]
     assert unconstrained.error is None and unconstrained.text != results[0].text  # the grammar changed the answer
+
+
+TABLE_QUESTIONS = [
+    ("Name | Number of coins\nBraden | 76\nCamilla | 94\nRick | 86", "What is the mean of the numbers?"),
+    ("Day | Visitors\nMonday | 12\nTuesday | 30", "How many more visitors came on Tuesday than on Monday?"),
+    ("", "Is 17 a prime number?"),
+    ("Item | Price\nbook | $4.50\npen | $1.25", "How much do a book and a pen cost together?"),
+]
+
+
+def reasoning_frame(local_settings, cap: int, constrained: bool = True):
+    """The reasoning prompt's rows answered by the local model through generate_frame, as the stages run it."""
+    reasoning = load_config("local").prompts["reasoning"]
+    settings = local_settings.model_copy(update={"max_new_tokens": cap, "constrained": constrained})
+
+    def build(row, previous=None, prefill=None):
+        return reasoning.request(row, 4000, prefill=prefill)
+
+    rows = pd.DataFrame([{"context": table, "question": q} for table, q in TABLE_QUESTIONS])
+    return generate_frame(rows, backend_for(settings), build, reasoning_problem, close=reasoning.closed), reasoning
+
+
+def test_reasoning_is_well_formed_within_the_cap_by_its_grammar_and_two_phases(local_settings):
+    """The reasoning grammar on the real local model: thinking stops `answer_tokens` short of a small cap; a
+    thought cut there is closed and continued under the answer rule, so every row ends in a final answer."""
+    out, reasoning = reasoning_frame(local_settings, cap=32)
+    answer_tokens = reasoning.budget.answer_tokens
+    for row in out.to_dict("records"):
+        thought, answer, problem = split_reasoning(row["text"])
+        assert problem is None and thought is not None and answer.startswith("Answer: ") and len(answer) > 8, row["text"]
+        assert row["error"] is None and row["tokens_out"] <= 32 + answer_tokens
+    # thinking at most cap - answer_tokens = 20 tokens: cut, closed, continued
+    continued = out[out["calls"] == 2]
+    assert len(continued) >= 1 and all("</think>\nAnswer: " in t for t in continued["text"])
+    free, _ = reasoning_frame(local_settings, cap=32, constrained=False)
+    assert [reasoning_problem(t) for t in free["text"]].count(None) < len(free)  # without the grammar: malformed rows
+
+
+def test_a_cut_output_is_closed_where_it_stopped():
+    reasoning = load_config("local").prompts["reasoning"]
+    assert reasoning.closed("<think>two and three") == "<think>two and three</think>\nAnswer: "
+    assert reasoning.closed("<think>five</think>\nAns") == "<think>five</think>\nAnswer: "
+    assert reasoning.closed("<think>five</") == "<think>five</think>\nAnswer: "
+    continuation = reasoning.request({"question": "q", "context": ""}, 100, prefill="<think>x</think>\nAnswer: ")
+    assert continuation.prefill.endswith("Answer: ") and continuation.max_new_tokens == reasoning.budget.answer_tokens
+    assert continuation.grammar.rstrip().endswith("root ::= answer") and continuation.json_schema is None
+    first = reasoning.request({"question": "q", "context": ""}, 100)
+    assert first.grammar == reasoning.grammar and first.reserve_tokens == reasoning.budget.answer_tokens
 
 
 def test_batched_rows_are_answered_like_single_rows(local_model):
@@ -177,6 +225,34 @@ def test_openai_backend_sends_the_key_from_the_environment_and_keeps_it_out_of_s
     assert "sk-secret-123" not in settings.model_dump_json() and "sk-secret-123" not in str(settings.sampling())
 
 
+def test_openai_backend_sends_grammars_and_continuations_to_vllm_servers_only():
+    grammar = 'root ::= "yes" | "no"'
+    requests = [Request([{"role": "user", "content": "q"}], grammar=grammar, reserve_tokens=6),
+                Request([{"role": "user", "content": "q"}], grammar=grammar, prefill="<think>x</think>", max_new_tokens=5)]
+    with LocalOpenAIServer(scripted=["yes", "no", "yes", "no"]) as server:
+        OpenAIBackend(served(server, concurrency=1)).generate(requests)
+        OpenAIBackend(served(server, concurrency=1, server_extensions=False)).generate(requests)
+    first, second, plain_first, plain_second = server.requests
+    assert first["structured_outputs"] == {"grammar": grammar} and first["max_tokens"] == 10  # 16 less the reserve
+    assert second["messages"][-1] == {"role": "assistant", "content": "<think>x</think>"} and second["max_tokens"] == 5
+    assert second["continue_final_message"] is True and second["add_generation_prompt"] is False
+    assert "structured_outputs" not in plain_first and plain_first["max_tokens"] == 16  # no continuation: no reserve
+    assert "continue_final_message" not in plain_second
+
+
+def test_images_are_sent_at_the_models_resolution():
+    photo = io.BytesIO()
+    Image.new("RGB", (1200, 600), "blue").save(photo, "JPEG")
+    scaled = at_resolution(photo.getvalue(), 448)
+    with Image.open(io.BytesIO(scaled)) as image:
+        assert image.size == (448, 224) and image.format == "JPEG"
+    png = io.BytesIO()
+    Image.new("RGBA", (300, 900)).save(png, "PNG")
+    with Image.open(io.BytesIO(at_resolution(png.getvalue(), 90))) as image:
+        assert image.size == (30, 90) and image.format == "PNG"
+    assert at_resolution(photo.getvalue(), 2000) == photo.getvalue() and at_resolution(b"not an image", 10) == b"not an image"
+
+
 def test_openai_backend_sends_images_as_data_urls_and_json_schemas():
     image = io.BytesIO()
     Image.new("RGB", (8, 8), "red").save(image, "PNG")
@@ -203,7 +279,7 @@ class StandInSamplingParams:
 
 
 def stand_in_sampling_params(**options):
-    unknown = set(options) - VLLM_SAMPLING_FIELDS - {"json_schema"}
+    unknown = set(options) - VLLM_SAMPLING_FIELDS - {"json_schema", "grammar"}
     assert not unknown, f"not vLLM SamplingParams fields: {unknown}"
     return StandInSamplingParams(options)
 
@@ -218,7 +294,8 @@ class StandInLLM:
     def chat(self, messages, sampling_params=None, use_tqdm=True, lora_request=None, chat_template=None,
              chat_template_content_format="auto", add_generation_prompt=True, continue_final_message=False,
              tools=None, chat_template_kwargs=None, mm_processor_kwargs=None):
-        self.calls.append((messages, sampling_params))
+        self.calls.append((messages, sampling_params, {"add_generation_prompt": add_generation_prompt,
+                                                       "continue_final_message": continue_final_message}))
         if self.fail:
             raise RuntimeError("CUDA out of memory")
         assert isinstance(messages, list) and all(isinstance(c, list) for c in messages)
@@ -255,9 +332,27 @@ def test_vllm_backend_batches_conversations_with_images_and_structured_output():
     results = backend.generate(requests)
     assert [r.text for r in results] == ["saw [(20, 10)]"] * 3
     assert [r.tokens_in for r in results] == [11] * 3 and results[0].finish_reason == "stop"
-    assert [len(batch) for batch, _ in engine.calls] == [2, 1]  # batch_size
+    assert [len(batch) for batch, _, _ in engine.calls] == [2, 1]  # batch_size
     params = engine.calls[0][1][1].options
     assert params["max_tokens"] == 64 and params["seed"] == 6 and params["json_schema"] == {"type": "object"}
+
+
+def test_vllm_backend_gets_the_prompts_grammar_and_continues_cut_answers():
+    """Both phases of the reasoning prompt reach vLLM as structured-output grammars from the same YAML; the
+    continuation is an engine call of its own that continues the final assistant message."""
+    reasoning = load_config("local").prompts["reasoning"]
+    engine = StandInLLM()
+    backend = VLLMBackend(vllm_settings(), engine=engine, sampling_params=stand_in_sampling_params)
+    variables = {"question": "What is 2 + 3?", "context": ""}
+    backend.generate([reasoning.request(variables, 100), reasoning.request(variables, 100, prefill="<think>5</think>\nAnswer: ")])
+    (first, first_params, first_flags), (second, second_params, second_flags) = engine.calls
+    assert first_params[0].options["grammar"] == reasoning.grammar
+    assert first_params[0].options["max_tokens"] == 64 - reasoning.budget.answer_tokens
+    assert first_flags == {"add_generation_prompt": True, "continue_final_message": False}
+    assert second[0][-1] == {"role": "assistant", "content": "<think>5</think>\nAnswer: "}
+    assert second_params[0].options["grammar"] == reasoning.continuation_grammar
+    assert second_params[0].options["max_tokens"] == reasoning.budget.answer_tokens
+    assert second_flags == {"add_generation_prompt": False, "continue_final_message": True}
 
 
 def test_vllm_engine_failure_is_recorded_on_the_batchs_rows():
@@ -284,14 +379,14 @@ def test_real_vllm_engine_answers_on_a_gpu():
 def test_prompts_render_capped_variables_and_a_repair_turn():
     config = load_config("local")
     rating = config.prompts["rating"]
-    request = rating.request({"question": "Q" * 50, "answer": "A", "caption": ""}, max_chars=10)
+    request = rating.request({"question": "Q" * 50, "answer": "A", "context": ""}, max_chars=10)
     assert request.messages[0]["role"] == "system" and "Q" * 10 + "\n" in request.messages[1]["content"]
     assert "Q" * 11 not in request.messages[1]["content"] and request.json_schema["required"] == list(AXES)
-    repaired = rating.request({"question": "q", "answer": "a", "caption": ""}, 100, previous="I think 4")
+    repaired = rating.request({"question": "q", "answer": "a", "context": ""}, 100, previous="I think 4")
     assert [m["role"] for m in repaired.messages] == ["system", "user", "assistant", "user"]
     assert repaired.messages[2]["content"] == "I think 4" and "JSON" in repaired.messages[3]["content"]
-    assert rating.label == "rating@v2"
-    with pytest.raises(Exception, match="caption"):
+    assert rating.label == "rating@v3"
+    with pytest.raises(Exception, match="context"):
         config.prompts["reasoning"].request({"question": "q"}, 100)
 
 
@@ -318,7 +413,7 @@ def test_repair_requests_follow_unparseable_answers():
     with LocalOpenAIServer(scripted=["no idea", '{"score": 4}', '{"score": 2}']) as server:
         backend = OpenAIBackend(served(server, concurrency=1))
         frame = pd.DataFrame({"q": ["first", "second"]})
-        out = generate_frame(frame, backend, lambda row, previous: Request(
+        out = generate_frame(frame, backend, lambda row, previous=None, prefill=None: Request(
             [{"role": "user", "content": row["q"]}] + ([{"role": "assistant", "content": previous}] if previous else [])),
             unparseable=lambda text: parse_scores(text, ("score",))[1], retries=1)
     assert out["text"].tolist() == ['{"score": 2}', '{"score": 4}']  # one worker: requests in row order

@@ -12,7 +12,11 @@ Three backends, chosen by config (`teacher.models.<role>.backend`):
   error recorded on the row when every attempt fails. The API key is read from the
   environment variable named in config; it is never part of the settings.
 - `vllm`: the offline engine (`vllm.LLM`), one per Python worker on a GPU executor; images go
-  in as data URLs, JSON answers are constrained with `StructuredOutputsParams` (vLLM >= 0.11).
+  in as data URLs, answers are constrained with `StructuredOutputsParams` (vLLM >= 0.11).
+
+A request's answer form (a JSON schema or an EBNF grammar) constrains decoding on every backend
+that can: xgrammar's logits processor here, vLLM's structured outputs there (the same engine).
+A request may carry `prefill`, the answer so far, which the model continues (two-phase reasoning).
 
 A backend is built once per (settings, Python worker) and reused by every task.
 """
@@ -66,7 +70,12 @@ class GenerationSettings(BaseModel):
     batch_size: int = Field(default=8, gt=0, description="prompts per forward pass (transformers) or engine call (vllm)")
     threads: int = Field(default=1, gt=0, description="transformers: intra-op threads per Python worker")
     constrained: bool = Field(default=True, description=(
-        "transformers: decode a prompt's json_schema answers under its grammar (xgrammar, as vLLM does)"))
+        "transformers: decode under a prompt's json_schema or grammar (xgrammar, as vLLM does)"))
+    server_extensions: bool = Field(default=True, description=(
+        "openai: the server is vLLM's, so grammars (structured_outputs) and continuations "
+        "(continue_final_message) are sent; false for servers with only the OpenAI API"))
+    image_max_side: int | None = Field(default=None, gt=0, description=(
+        "images are scaled down (aspect kept) so their longer side is at most this: the model's resolution"))
     base_url: str | None = Field(default=None, description="openai: e.g. http://host:8000/v1")
     api_key_env: str | None = Field(default=None, description="openai: environment variable holding the API key")
     concurrency: int = Field(default=4, gt=0, description="openai: requests in flight per Python worker")
@@ -97,13 +106,24 @@ class Request:
     images: list[bytes] = field(default_factory=list)  # attached to the last user message
     json_schema: dict | None = None  # constrain the answer to this JSON schema where the backend can
     seed_offset: int = 0  # difficulty sampling: the i-th of k samples of one question
+    grammar: str | None = None  # ... or to this EBNF grammar
+    prefill: str | None = None  # the answer so far: the model continues it (a closed, cut reasoning)
+    max_new_tokens: int | None = None  # this request's output cap (None: the settings')
+    reserve_tokens: int = 0  # kept off the cap for a continuation, on backends that can continue
 
     def messages_key(self) -> tuple[tuple[str, str], ...]:
         return tuple((m["role"], m["content"]) for m in self.messages)
 
-    def schema_key(self) -> str:
-        """The answer's JSON schema as canonical text ("" without one): requests batch by it."""
-        return json.dumps(self.json_schema, sort_keys=True) if self.json_schema is not None else ""
+    def constraint_key(self) -> str:
+        """The answer's form as canonical text ("" without one): requests batch by it."""
+        if self.json_schema is not None:
+            return "json:" + json.dumps(self.json_schema, sort_keys=True)
+        return "ebnf:" + self.grammar if self.grammar is not None else ""
+
+    def token_cap(self, settings: GenerationSettings, continues: bool) -> int:
+        if self.max_new_tokens is not None:
+            return self.max_new_tokens
+        return max(1, settings.max_new_tokens - (self.reserve_tokens if continues else 0))
 
 
 @dataclass
@@ -117,6 +137,8 @@ class Generation:
 
 
 class GenerationBackend(Protocol):
+    continues: bool  # honours Request.prefill (a phase-2 continuation)
+
     def generate(self, requests: list[Request]) -> list[Generation]:
         """One Generation per request, in order; a failed request is a Generation with `error`."""
 
@@ -185,6 +207,8 @@ def _plain_weights(model: str, gguf_file: str | None, cache_dir: str, model_clas
 
 
 class TransformersBackend:
+    continues = True
+
     def __init__(self, settings: GenerationSettings):
         import torch
 
@@ -192,16 +216,18 @@ class TransformersBackend:
         self.settings = settings
         self.tokenizer, self.model = load_causal_lm(settings.model, settings.gguf_file, settings.cache_dir, settings.threads)
         self._compiler = None
-        self._grammars: dict[str, Any] = {}  # schema_key -> compiled grammar, compiled once per worker
+        self._grammars: dict[str, Any] = {}  # constraint_key -> compiled grammar, compiled once per worker
 
     def generate(self, requests: list[Request]) -> list[Generation]:
         # Batches of like prompts share longer prefixes (a question's k samples, one instruction text);
-        # a batch holds one answer schema, so one grammar constrains all its rows.
-        order = sorted(range(len(requests)), key=lambda i: (requests[i].schema_key(), requests[i].messages_key(),
-                                                            requests[i].seed_offset))
+        # a batch holds one answer form and one token cap, so one grammar constrains all its rows.
+        def kind(i: int) -> tuple[str, int]:
+            return requests[i].constraint_key(), requests[i].token_cap(self.settings, self.continues)
+
+        order = sorted(range(len(requests)), key=lambda i: (kind(i), requests[i].messages_key(), requests[i].seed_offset))
         size = self.settings.batch_size
         batches = [group[start:start + size]
-                   for _, grouped in itertools.groupby(order, key=lambda i: requests[i].schema_key())
+                   for _, grouped in itertools.groupby(order, key=kind)
                    for group in [list(grouped)] for start in range(0, len(group), size)]
         results: dict[int, Generation] = {}
         for indices in batches:
@@ -218,7 +244,9 @@ class TransformersBackend:
         encoded once and its KV cache shared; each row then pads between that prefix and its own
         tokens, so the attention mask and positions equal those of a left-padded batch."""
         torch, settings, tokenizer = self.torch, self.settings, self.tokenizer
-        texts = [tokenizer.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False) for r in batch]
+        texts = [tokenizer.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False) + (r.prefill or "")
+                 for r in batch]
+        cap = batch[0].token_cap(settings, self.continues)
         prompts = tokenizer(texts, truncation=True, max_length=settings.max_prompt_tokens,
                             add_special_tokens=False)["input_ids"]
         shared = shared_prefix_length(prompts) if len(prompts) > 1 else 0
@@ -230,22 +258,22 @@ class TransformersBackend:
         if settings.temperature > 0:
             sampling = {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p}
             torch.manual_seed(settings.seed + batch[0].seed_offset)
-        if settings.constrained and batch[0].json_schema is not None:
+        if settings.constrained and batch[0].constraint_key():
             from xgrammar.contrib.hf import LogitsProcessor
 
-            sampling["logits_processor"] = [LogitsProcessor(self._grammar(batch[0].schema_key()))]  # stateful: one per call
+            sampling["logits_processor"] = [LogitsProcessor(self._grammar(batch[0]))]  # stateful: one per call
         with torch.inference_mode():
             if shared:
                 cache = self.model(input_ids=input_ids[:1, :shared], use_cache=True).cache
                 cache.batch_repeat_interleave(len(batch))
                 sampling["cache"] = cache
             output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
-                                         max_new_tokens=settings.max_new_tokens,
+                                         max_new_tokens=cap,
                                          pad_token_id=tokenizer.pad_token_id, **sampling)
         results = []
         for ids, tokens in zip(prompts, output[:, input_ids.shape[1]:]):
             generated = [t for t in tokens.tolist() if t != tokenizer.pad_token_id]
-            ended = len(generated) < settings.max_new_tokens or tokens[-1].item() == tokenizer.eos_token_id
+            ended = len(generated) < cap or tokens[-1].item() == tokenizer.eos_token_id
             results.append(Generation(
                 text=tokenizer.decode(generated, skip_special_tokens=True).strip(),
                 tokens_in=len(ids),
@@ -255,16 +283,22 @@ class TransformersBackend:
         return results
 
 
-    def _grammar(self, schema_key: str) -> Any:
-        """The JSON schema compiled against this tokenizer's vocabulary (compact JSON: fewer tokens to spend)."""
-        if schema_key not in self._grammars:
+    def _grammar(self, request: Request) -> Any:
+        """The request's schema or grammar compiled against this tokenizer's vocabulary (compact JSON:
+        fewer tokens to spend)."""
+        key = request.constraint_key()
+        if key not in self._grammars:
             import xgrammar
 
             if self._compiler is None:
                 info = xgrammar.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=self.model.config.vocab_size)
                 self._compiler = xgrammar.GrammarCompiler(info, max_threads=self.settings.threads)
-            self._grammars[schema_key] = self._compiler.compile_json_schema(schema_key, any_whitespace=False)
-        return self._grammars[schema_key]
+            if request.json_schema is None:
+                self._grammars[key] = self._compiler.compile_grammar(request.grammar)
+            else:
+                self._grammars[key] = self._compiler.compile_json_schema(
+                    json.dumps(request.json_schema), any_whitespace=False, separators=(",", ":"))
+        return self._grammars[key]
 
 
 def shared_prefix_length(prompts: list[list[int]]) -> int:
@@ -285,12 +319,35 @@ def data_url(image: bytes) -> str:
     return f"data:image/{kind};base64,{base64.b64encode(image).decode()}"
 
 
-def with_images(messages: list[dict[str, str]], images: list[bytes]) -> list[dict[str, Any]]:
+def at_resolution(image: bytes, max_side: int | None) -> bytes:
+    """The image scaled down so its longer side is at most `max_side` (PNG stays PNG, else JPEG q90);
+    unchanged when it already fits, or when Pillow cannot read it (the server says why)."""
+    if max_side is None:
+        return image
+    from io import BytesIO
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(BytesIO(image)) as opened:
+            if max(opened.size) <= max_side:
+                return image
+            png = opened.format == "PNG"
+            scaled = opened.convert("RGBA" if png and opened.mode in ("RGBA", "LA", "P") else "RGB")
+            scaled.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            out = BytesIO()
+            scaled.save(out, format="PNG" if png else "JPEG", **({} if png else {"quality": 90}))
+            return out.getvalue()
+    except (UnidentifiedImageError, OSError):
+        return image
+
+
+def with_images(messages: list[dict[str, str]], images: list[bytes], max_side: int | None = None) -> list[dict[str, Any]]:
     """OpenAI-style content parts: the images join the last user message, before its text."""
     if not images:
         return list(messages)
     last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
-    parts = [{"type": "image_url", "image_url": {"url": data_url(image)}} for image in images]
+    parts = [{"type": "image_url", "image_url": {"url": data_url(at_resolution(image, max_side))}} for image in images]
     parts.append({"type": "text", "text": messages[last_user]["content"]})
     return [dict(m, content=parts) if i == last_user else m for i, m in enumerate(messages)]
 
@@ -301,6 +358,7 @@ class OpenAIBackend:
         if not settings.base_url:
             raise ValueError("teacher model: backend openai needs base_url (e.g. http://host:8000/v1)")
         self.settings = settings
+        self.continues = settings.server_extensions
         self.url = settings.base_url.rstrip("/") + "/chat/completions"
         self.sleep = sleep
         self.headers = {"Content-Type": "application/json"}
@@ -312,12 +370,17 @@ class OpenAIBackend:
 
     def body(self, request: Request) -> dict[str, Any]:
         s = self.settings
-        body = {"model": s.model, "messages": with_images(request.messages, request.images),
-                "max_tokens": s.max_new_tokens, "temperature": s.temperature, "top_p": s.top_p,
+        body = {"model": s.model, "messages": with_images(request.messages, request.images, s.image_max_side),
+                "max_tokens": request.token_cap(s, self.continues), "temperature": s.temperature, "top_p": s.top_p,
                 "seed": s.seed + request.seed_offset}
         if request.json_schema is not None:
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": "answer", "schema": request.json_schema}}
+        if s.server_extensions and request.grammar is not None:
+            body["structured_outputs"] = {"grammar": request.grammar}
+        if s.server_extensions and request.prefill is not None:
+            body["messages"].append({"role": "assistant", "content": request.prefill})
+            body.update(continue_final_message=True, add_generation_prompt=False)
         return body
 
     def generate(self, requests: list[Request]) -> list[Generation]:
@@ -366,14 +429,18 @@ def vllm_sampling_params(**options: Any) -> Any:  # pragma: no cover - needs vll
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
-    schema = options.pop("json_schema", None)
+    schema, grammar = options.pop("json_schema", None), options.pop("grammar", None)
     if schema is not None:
         options["structured_outputs"] = StructuredOutputsParams(json=schema)
+    elif grammar is not None:
+        options["structured_outputs"] = StructuredOutputsParams(grammar=grammar)
     return SamplingParams(**options)
 
 
 class VLLMBackend:
     """`engine` and `sampling_params` are vLLM's `LLM` and `SamplingParams` builders; tests pass stand-ins."""
+
+    continues = True
 
     def __init__(self, settings: GenerationSettings, engine: Any = None,
                  sampling_params: Callable[..., Any] = vllm_sampling_params):
@@ -383,28 +450,35 @@ class VLLMBackend:
 
     def params(self, request: Request) -> Any:
         s = self.settings
-        options = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_new_tokens,
+        options = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": request.token_cap(s, self.continues),
                    "seed": s.seed + request.seed_offset,
                    "truncate_prompt_tokens": s.max_prompt_tokens}
         if request.json_schema is not None:
             options["json_schema"] = request.json_schema
+        elif request.grammar is not None:
+            options["grammar"] = request.grammar
         return self.sampling_params(**options)
 
     def generate(self, requests: list[Request]) -> list[Generation]:
-        results: list[Generation] = []
-        for start in range(0, len(requests), self.settings.batch_size):
-            batch = requests[start : start + self.settings.batch_size]
-            conversations = [with_images(r.messages, r.images) for r in batch]
-            try:
-                outputs = self.engine.chat(conversations, sampling_params=[self.params(r) for r in batch], use_tqdm=False)
-            except Exception as err:  # noqa: BLE001 - the batch's rows carry the error
-                results += [Generation(None, finish_reason="error", error=short_error(err)) for _ in batch]
-                continue
-            for output in outputs:
-                completion = output.outputs[0]
-                results.append(Generation(completion.text, len(output.prompt_token_ids or []),
-                                          len(completion.token_ids), completion.finish_reason))
-        return results
+        """Continuations and new answers go in separate engine calls (the chat template ends differently)."""
+        results: dict[int, Generation] = {}
+        for continuing in (False, True):
+            indices = [i for i, r in enumerate(requests) if (r.prefill is not None) == continuing]
+            for start in range(0, len(indices), self.settings.batch_size):
+                chunk = indices[start : start + self.settings.batch_size]
+                results.update(zip(chunk, self._chat([requests[i] for i in chunk], continuing)))
+        return [results[i] for i in range(len(requests))]
+
+    def _chat(self, batch: list[Request], continuing: bool) -> list[Generation]:
+        conversations = [with_images(r.messages, r.images, self.settings.image_max_side)
+                         + ([{"role": "assistant", "content": r.prefill}] if continuing else []) for r in batch]
+        try:
+            outputs = self.engine.chat(conversations, sampling_params=[self.params(r) for r in batch], use_tqdm=False,
+                                       add_generation_prompt=not continuing, continue_final_message=continuing)
+        except Exception as err:  # noqa: BLE001 - the batch's rows carry the error
+            return [Generation(None, finish_reason="error", error=short_error(err)) for _ in batch]
+        return [Generation(output.outputs[0].text, len(output.prompt_token_ids or []),
+                           len(output.outputs[0].token_ids), output.outputs[0].finish_reason) for output in outputs]
 
 
 # ---------------------------------------------------------------- per worker
@@ -420,28 +494,35 @@ def backend_for(settings: GenerationSettings) -> GenerationBackend:
     return VLLMBackend(settings)
 
 
-def generate_frame(frame: pd.DataFrame, backend: GenerationBackend, build: Callable[[dict, str | None], Request],
-                   unparseable: Callable[[str], str | None] | None = None, retries: int = 0) -> pd.DataFrame:
-    """Rows -> RESULT_TYPE columns. `build(row, previous)` makes a row's Request (the prompt).
+def generate_frame(frame: pd.DataFrame, backend: GenerationBackend, build: Callable[..., Request],
+                   unparseable: Callable[[str], str | None] | None = None, retries: int = 0,
+                   close: Callable[[str], str | None] | None = None) -> pd.DataFrame:
+    """Rows -> RESULT_TYPE columns. `build(row, previous=None, prefill=None)` makes a row's Request.
 
-    With `unparseable` (text -> a reason code, or None when the text parses), an answer that does
-    not parse gets up to `retries` repair requests: the same chat, the bad answer, the prompt's
-    repair turn. Tokens and calls add up over the attempts; the last parseable-or-not text stays.
+    With `close` (a cut text -> the text a continuation starts from; the prompt's budget), an
+    answer cut by the token cap that does not parse is closed and continued (phase 2), on
+    backends that can continue. With `unparseable` (text -> a reason code, or None when the text
+    parses), an answer that still does not parse gets up to `retries` repair requests: the same
+    chat, the bad answer, the prompt's repair turn. Tokens and calls add up over the attempts.
     """
     rows = frame.to_dict("records")
-    results = backend.generate([build(row, None) for row in rows])
+    results = backend.generate([build(row) for row in rows])
+
+    def fails(result: Generation) -> bool:
+        return result.error is None and unparseable is not None and unparseable(result.text or "") is not None
+
+    if close is not None and backend.continues:
+        cut = [i for i, r in enumerate(results) if r.finish_reason == "length" and (unparseable is None or fails(r))]
+        prefills = {i: close(results[i].text or "") for i in cut}
+        continued = backend.generate([build(rows[i], prefill=prefills[i]) for i in cut])
+        for i, again in zip(cut, continued):
+            results[i] = _combined(results[i], again, prefills[i] + (again.text or ""))
     for _ in range(retries if unparseable else 0):
-        redo = [i for i, r in enumerate(results) if r.error is None and unparseable(r.text or "") is not None]
+        redo = [i for i, r in enumerate(results) if fails(r)]
         if not redo:
             break
         for i, again in zip(redo, backend.generate([build(rows[i], results[i].text) for i in redo])):
-            before = results[i]
-            results[i] = Generation(
-                text=again.text if again.error is None else before.text,
-                tokens_in=before.tokens_in + again.tokens_in, tokens_out=before.tokens_out + again.tokens_out,
-                finish_reason=again.finish_reason if again.error is None else before.finish_reason,
-                calls=before.calls + again.calls,
-            )
+            results[i] = _combined(results[i], again, again.text)
     return pd.DataFrame({
         "text": [r.text for r in results],
         "tokens_in": [r.tokens_in for r in results],
@@ -452,9 +533,21 @@ def generate_frame(frame: pd.DataFrame, backend: GenerationBackend, build: Calla
     })
 
 
-def generate_batches(batches: Iterator[pd.DataFrame], settings: GenerationSettings, build: Callable[[dict, str | None], Request],
-                     unparseable: Callable[[str], str | None] | None = None, retries: int = 0) -> Iterator[pd.DataFrame]:
+def _combined(before: Generation, again: Generation, text: str | None) -> Generation:
+    """A further call's answer (its `text` when it succeeded, else the earlier one), counts summed."""
+    failed = again.error is not None
+    return Generation(
+        text=before.text if failed else text,
+        tokens_in=before.tokens_in + again.tokens_in, tokens_out=before.tokens_out + again.tokens_out,
+        finish_reason=before.finish_reason if failed else again.finish_reason,
+        calls=before.calls + again.calls,
+    )
+
+
+def generate_batches(batches: Iterator[pd.DataFrame], settings: GenerationSettings, build: Callable[..., Request],
+                     unparseable: Callable[[str], str | None] | None = None, retries: int = 0,
+                     close: Callable[[str], str | None] | None = None) -> Iterator[pd.DataFrame]:
     """Body of the iterator pandas UDF every teacher stage uses: the backend is built once per worker."""
     backend = backend_for(settings)
     for frame in batches:
-        yield generate_frame(frame, backend, build, unparseable, retries)
+        yield generate_frame(frame, backend, build, unparseable, retries, close)

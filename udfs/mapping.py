@@ -45,6 +45,7 @@ class MappedText:
     """Turns extracted from one record, or the reason they could not be."""
 
     turns: list[tuple[str, str]] = field(default_factory=list)
+    image_text: str | None = None  # the images' content as text (the source's `image_text` template)
     image_tokens: int = 0
     reason: str | None = None
     detail: str | None = None
@@ -65,13 +66,14 @@ def record_turns(record: dict[str, Any], source: Any) -> MappedText:
             raw = _pairs(record, source.pairs)
         else:
             raw = _conversation(record, source.conversation)
+        image_text = render(source.image_text, record, "image_text").strip() or None if source.image_text else None
     except TemplateError as err:
         return MappedText(reason=Reason.TEMPLATE_ERROR, detail=str(err))
     except _MalformedRecord as err:
         return MappedText(reason=Reason.MALFORMED_RECORD, detail=str(err))
     tokens = sum(len(IMAGE_TOKEN.findall(user)) for user, _ in raw)
     turns = [(IMAGE_TOKEN.sub("", user).strip(), assistant.strip()) for user, assistant in raw]
-    return MappedText(turns=turns, image_tokens=tokens)
+    return MappedText(turns=turns, image_text=image_text, image_tokens=tokens)
 
 
 class _MalformedRecord(ValueError):

@@ -108,6 +108,7 @@ def chat_turns(record: dict[str, Any], relpath: str, row: int, source: Any, poli
     reason, detail = (mapped.reason, mapped.detail) if mapped.reason else text_verdict(turns, policy)
     return {
         "turns": [{"user": u, "assistant": a} for u, a in turns],
+        "image_text": mapped.image_text,
         "image_tokens": mapped.image_tokens,
         "prompt_edits": edits,
         "license": source.license,

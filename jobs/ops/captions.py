@@ -29,7 +29,8 @@ def caption_rows(images: DataFrame, context: JobContext) -> DataFrame:
         status = F.when(F.col("out.error").isNotNull() | empty, Status.FAILED).otherwise(Status.OK)
         reason = F.when(F.col("out.error").isNotNull(), F.concat(F.lit("generation_failed: "), F.col("out.error"))) \
             .when(empty, F.lit("empty_caption"))
-    return described.withColumn("teacher_blind", F.lit(not settings.sees_images)).withColumn("caption_used", F.lit(False)).select(
+    return described.withColumn("teacher_blind", F.lit(not settings.sees_images)).withColumn(
+        "caption_used", F.lit(False)).withColumn("context_used", F.lit(False)).select(
         "image_id", status.alias("status"), reason.alias("reason"),
         F.when(status == Status.OK, F.trim("out.text")).alias("caption"), *provenance(context, settings, prompt),
     )

@@ -17,7 +17,7 @@ from jobs.runtime.stage import JobContext
 from schemas.difficulty import Status
 from schemas.generated import TURN_KEYS, FinishReason
 from udfs.answers import CORRECT, NEEDS_JUDGE, UNVERIFIED, check_frame
-from udfs.prompts import split_reasoning_frame
+from udfs.prompts import reasoning_problem, split_reasoning_frame
 
 QUANTILE_ERROR = 1e-4  # approxQuantile: distributed, exact enough for subset boundaries
 
@@ -29,12 +29,12 @@ def difficulty_rows(turns: DataFrame, context: JobContext) -> DataFrame:
     attempts = turns.withColumn("attempt", F.explode(F.sequence(F.lit(0), F.lit(k - 1))))
     split = F.pandas_udf(split_reasoning_frame, "reasoning string, final_answer string, reason string")
     check = F.pandas_udf(check_frame, "verdict string, reason string")
-    generated = generate(attempts, context, settings, prompt, {"question": F.col("question"), "caption": F.col("caption")},
-                         seed_offset=F.col("attempt"))
+    generated = generate(attempts, context, settings, prompt, {"question": F.col("question"), "context": F.col("context")},
+                         unparseable=reasoning_problem, seed_offset=F.col("attempt"))
     answered = generated.withColumn("final", split(F.col("out.text"))["final_answer"]).withColumn(
         "check", check(F.when(F.col("out.error").isNull(), F.col("final")), F.col("answer"), F.col("question")))
     checkable = F.col("out.error").isNull() & ~F.col("check.verdict").isin(NEEDS_JUDGE, UNVERIFIED)
-    grouped = answered.groupBy(*TURN_KEYS, "source", "teacher_blind", "caption_used").agg(
+    grouped = answered.groupBy(*TURN_KEYS, "source", "teacher_blind", "caption_used", "context_used").agg(
         F.array_sort(F.collect_list(F.struct("attempt", "final", F.col("out.text").alias("text"),
                                              F.col("out.finish_reason").alias("finish")))).alias("tries"),
         F.sum(checkable.cast("int")).cast("int").alias("checked"),
@@ -59,7 +59,7 @@ def difficulty_rows(turns: DataFrame, context: JobContext) -> DataFrame:
         F.when(F.array_contains(finishes, FinishReason.ERROR), FinishReason.ERROR)
         .when(F.array_contains(finishes, FinishReason.LENGTH), FinishReason.LENGTH)
         .otherwise(FinishReason.STOP).alias("finish_reason"),
-        "calls", "teacher_blind", "caption_used", F.current_timestamp().alias("generated_at"),
+        "calls", "teacher_blind", "caption_used", "context_used", F.current_timestamp().alias("generated_at"),
         F.lit(context.run_id).alias("run_id"),
     )
 

@@ -17,7 +17,7 @@ def rating_rows(turns: DataFrame, context: JobContext) -> DataFrame:
     unparseable, scores = score_parsing(AXES)
     generated = generate(
         turns, context, settings, prompt,
-        {"question": F.col("question"), "answer": F.col("answer"), "caption": F.col("caption")},
+        {"question": F.col("question"), "answer": F.col("answer"), "context": F.col("context")},
         unparseable=unparseable, retries=config.rate.retries,
     ).withColumn("scores", scores(F.col("out.text")))
     status, reason = status_and_reason(Status, Status.UNPARSEABLE, F.col("scores.reason"))

@@ -13,11 +13,11 @@ from schemas.verdicts import Verdict
 
 
 def failed_short_turns(verdicts: DataFrame, reasoning: DataFrame, samples: DataFrame) -> DataFrame:
-    """The turns to route, with what distillation needs: question, gold answer, image ids."""
+    """The turns to route, with what distillation needs: question, gold answer, image ids and text."""
     failed = verdicts.where((F.col("teacher") == Teacher.SHORT) & (F.col("verdict") != Verdict.CORRECT))
     rows = reasoning.where(F.col("teacher") == Teacher.SHORT).join(failed.select(*TURN_KEYS), list(TURN_KEYS))
-    return rows.join(samples.select("sample_id", "image_ids"), "sample_id").select(
-        *TURN_KEYS, "source", "question", F.col("gold_answer").alias("answer"), "image_ids")
+    return rows.join(samples.select("sample_id", "image_ids", "image_text"), "sample_id").select(
+        *TURN_KEYS, "source", "question", F.col("gold_answer").alias("answer"), "image_ids", "image_text")
 
 
 def outcomes(verdicts: DataFrame, run_id: str) -> DataFrame:

@@ -150,7 +150,7 @@ def record_outcomes(records: DataFrame, chats: DataFrame, images: DataFrame, tex
 def sample_rows(outcomes: DataFrame, run_id: str) -> DataFrame:
     return outcomes.where(F.col("reason").isNull()).select(
         "sample_id", "source", "subset", "source_key", "image_ids",
-        F.col("turns").cast(silver_samples.SCHEMA["turns"].dataType).alias("turns"),
+        F.col("turns").cast(silver_samples.SCHEMA["turns"].dataType).alias("turns"), "image_text",
         "license", "category", "language", "prompt_edits",
         F.lit(silver_samples.SCHEMA_VERSION).alias("schema_version"),
         "file", "row_index",

@@ -24,7 +24,7 @@ _GENERATIONS = itertools.count()  # names each generation's checkpoint
 
 
 def eligible_turns(context: JobContext) -> DataFrame:
-    """(sample_id, source, turn_index, question, answer, image_ids) of every sample of `teacher.sources`
+    """(sample_id, source, turn_index, question, answer, image_ids, image_text) of every sample of `teacher.sources`
     that is neither flagged as benchmark contamination nor a non-representative near-duplicate."""
     lake = context.lake
     samples = lake.read(silver_samples.CONTRACT)
@@ -33,9 +33,9 @@ def eligible_turns(context: JobContext) -> DataFrame:
     leaked = lake.read(contamination.CONTRACT).select("sample_id").distinct()
     copies = lake.read(duplicate_groups.CONTRACT).where(~F.col("is_representative")).select("sample_id")
     kept = samples.where(F.col("source").isin(wanted)).join(leaked, "sample_id", "left_anti").join(copies, "sample_id", "left_anti")
-    return kept.select("sample_id", "source", "image_ids", F.posexplode("turns").alias("turn_index", "turn")).select(
+    return kept.select("sample_id", "source", "image_ids", "image_text", F.posexplode("turns").alias("turn_index", "turn")).select(
         "sample_id", "source", F.col("turn_index").cast("int"), F.col("turn.user").alias("question"),
-        F.col("turn.assistant").alias("answer"), "image_ids",
+        F.col("turn.assistant").alias("answer"), "image_ids", "image_text",
     )
 
 
@@ -46,9 +46,12 @@ def not_done(turns: DataFrame, done: DataFrame, keys=TURN_KEYS) -> DataFrame:
 
 def with_visual_inputs(rows: DataFrame, context: JobContext, settings: GenerationSettings,
                        keys: tuple[str, ...] = TURN_KEYS) -> DataFrame:
-    """Adds `teacher_blind`, `caption_used`, `caption` (the images' captions when the teacher is
-    blind, else "") and `images` (their bytes when it can see) to rows with `image_ids`."""
+    """Adds `teacher_blind`, `images` (their bytes when the teacher can see) and `context`: what the
+    prompt says of the images as text, i.e. the sample's `image_text` and, when the teacher is
+    blind, the images' captions; `caption_used` and `context_used` record what it holds. Rows
+    have `image_ids` and `image_text`."""
     keys = list(keys)
+    own_text = F.coalesce(F.trim("image_text"), F.lit(""))
     with_count = rows.withColumn("teacher_blind", (F.size("image_ids") > 0) & F.lit(not settings.sees_images))
     refs = rows.select(*keys, F.posexplode("image_ids").alias("position", "image_id"))
     if settings.sees_images:
@@ -57,7 +60,8 @@ def with_visual_inputs(rows: DataFrame, context: JobContext, settings: Generatio
             F.array_sort(F.collect_list(F.struct("position", "bytes"))).alias("parts"))
         return (with_count.join(found, keys, "left")
                 .withColumn("images", F.coalesce(F.transform("parts", lambda p: p["bytes"]), F.array().cast("array<binary>")))
-                .withColumn("caption", F.lit("")).withColumn("caption_used", F.lit(False)).drop("parts"))
+                .withColumn("context", own_text).withColumn("caption_used", F.lit(False))
+                .withColumn("context_used", F.length("context") > 0).drop("parts"))
     newest = Window.partitionBy("image_id").orderBy(F.col("generated_at").desc())
     captions = (context.lake.read(captions_table.CONTRACT).where(F.col("status") == captions_table.Status.OK)
                 .withColumn("n", F.row_number().over(newest)).where("n = 1").select("image_id", "caption"))
@@ -66,8 +70,9 @@ def with_visual_inputs(rows: DataFrame, context: JobContext, settings: Generatio
     text = F.concat_ws("\n", F.transform("parts", lambda p: F.concat(F.lit("Image "), (p["position"] + 1).cast("string"),
                                                                      F.lit(": "), p["caption"])))
     return (with_count.join(described, keys, "left")
-            .withColumn("caption", F.coalesce(text, F.lit("")))
+            .withColumn("context", F.concat_ws("\n", F.when(F.length(own_text) > 0, own_text), text))
             .withColumn("caption_used", F.col("teacher_blind") & F.col("parts").isNotNull())
+            .withColumn("context_used", F.length("context") > 0)
             .withColumn("images", F.array().cast("array<binary>")).drop("parts"))
 
 
@@ -89,13 +94,13 @@ def with_generation(frame: DataFrame, settings: GenerationSettings, prompt: Prom
     of `settings` in an iterator pandas UDF (one backend per Python worker) over `tasks` tasks."""
     names = list(variables)
 
-    def build(row: dict, previous: str | None):
+    def build(row: dict, previous: str | None = None, prefill: str | None = None):
         images = row["images"] if row.get("images") is not None else []
         return prompt.request({name: row[name] or "" for name in names}, max_chars, list(images),
-                              int(row["seed_offset"]), previous)
+                              int(row["seed_offset"]), previous, prefill)
 
     def batches(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        return generate_batches(frames, settings, build, unparseable, retries)
+        return generate_batches(frames, settings, build, unparseable, retries, prompt.closed if prompt.budget else None)
 
     inputs = F.struct(*[column.alias(name) for name, column in variables.items()],
                       (F.col("images") if "images" in frame.columns else F.array().cast("array<binary>")).alias("images"),
@@ -120,6 +125,7 @@ def provenance(context: JobContext, settings: GenerationSettings, prompt: Prompt
         F.coalesce("out.calls", F.lit(0)).alias("calls"),
         F.col("teacher_blind"),
         F.col("caption_used"),
+        F.col("context_used"),
         F.current_timestamp().alias("generated_at"),
         F.lit(context.run_id).alias("run_id"),
     ]

@@ -10,10 +10,8 @@ from pyspark.sql import functions as F
 from jobs.ops.teacher import generate, score_parsing
 from jobs.runtime.stage import JobContext, StageReport
 from schemas.reasoning import KEYS, Status
-from schemas.verdicts import Method, Verdict
+from schemas.verdicts import JUDGE_AXES, Method, Verdict
 from udfs.answers import NEEDS_JUDGE, check_frame
-
-JUDGE_AXES = ("score",)
 
 
 def verdict_rows(answers: DataFrame, context: JobContext) -> DataFrame:

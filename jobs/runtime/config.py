@@ -20,9 +20,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.turn_ratings import AXES
+from schemas.verdicts import JUDGE_AXES
 from udfs.generation import GenerationSettings
 from udfs.mapping import TemplateError, compile_template
-from udfs.prompts import PromptSpec
+from udfs.prompts import PromptSpec, parse_scores, reasoning_problem
 
 ENVIRONMENTS = ("local", "databricks", "dataproc")
 SOURCE_FORMATS = ("hf_parquet", "llava_json", "webdataset", "cauldron_parquet")
@@ -103,6 +104,9 @@ class SourceConfig(StrictModel):
     conversation: ConversationSpec | None = None
     pairs: PairsSpec | None = None
     turns: list[TurnTemplate] | None = None
+    image_text: str | None = Field(default=None, description=(
+        "Jinja2 template: the images' content as text where the record carries it (a table's text, OCR); "
+        "text-only teachers read it instead of the image"))
     text_only: bool = False
     license: str
     category: str = "general"
@@ -158,6 +162,8 @@ class SourceConfig(StrictModel):
             found.append(("images.template", self.images.template))
         for i, turn in enumerate(self.turns or []):
             found += [(f"turns[{i}].user", turn.user), (f"turns[{i}].assistant", turn.assistant)]
+        if self.image_text:
+            found.append(("image_text", self.image_text))
         return found
 
 
@@ -523,7 +529,61 @@ def load_config(env: str = "local", overrides: list[str] = (), conf_dir: Path | 
         raise ConfigError(_describe(err, origins)) from None
     if check_sources:
         config.selected_sources()
+    _check_answer_forms(config, conf_dir / "prompts")
     return config
+
+
+def _check_answer_forms(config: Config, folder: Path) -> None:
+    """Every prompt's grammar and schema compile; what each stage's prompt lets a constrained model
+    say, the stage's parser reads; a budget leaves thinking some of the stage model's token cap.
+    Checked on answers walked from the grammar (or schema), before any model loads. xgrammar
+    takes seconds to import, so a passed check is remembered (keyed by the prompts, the stages'
+    choices and the parsers' code) and a command does not pay it again."""
+    import udfs.prompts
+
+    stages = {s: getattr(config, s).model_dump() for s in ("rate", "distill", "route", "difficulty", "verify")}
+    caps = {role: settings.max_new_tokens for role, settings in config.teacher.models.items()}
+    key = _digest([{n: p.model_dump(mode="json") for n, p in config.prompts.items()}, stages, caps,
+                   hashlib.sha256(Path(udfs.prompts.__file__).read_bytes()).hexdigest()])
+    marker = Path("~/.cache/finelake/checked-prompts").expanduser() / key
+    if marker.exists():
+        return
+    for name, prompt in sorted(config.prompts.items()):
+        try:
+            prompt.compile_forms()
+        except ValueError as err:
+            raise ConfigError(f"{folder / f'{name}.yaml'}: {err}") from None
+
+    def scores(axes: tuple[str, ...]):
+        return lambda text: parse_scores(text, axes)[1]
+
+    readers = {
+        "rate": (config.rate.prompt, config.rate.model, scores(AXES)),
+        "verify": (config.verify.prompt, config.verify.judge, scores(JUDGE_AXES)),
+        **{stage: (getattr(config, stage).prompt, getattr(config, stage).model, reasoning_problem)
+           for stage in ("distill", "route", "difficulty")},
+    }
+    for stage, (name, role, problem) in readers.items():
+        prompt, path = config.prompts[name], folder / f"{name}.yaml"
+        field = "grammar" if prompt.grammar is not None else "json_schema"
+        for example in prompt.examples():
+            if (reason := problem(example)) is not None:
+                raise ConfigError(f"{path}: {field}: allows {example[:120]!r}, which the {stage} stage cannot parse "
+                                  f"({reason})")
+        if prompt.budget is None:
+            continue
+        cap = config.teacher_model(role).max_new_tokens
+        if prompt.budget.answer_tokens >= cap:
+            raise ConfigError(f"{path}: budget.answer_tokens: {prompt.budget.answer_tokens} leaves no thinking within "
+                              f"{stage}'s teacher.models.{role}.max_new_tokens ({cap})")
+        cuts = [text[: len(text) // 2] for text in prompt.examples()]
+        for cut, rest in zip([c for c in cuts if problem(c) is not None], prompt.examples(continuation=True)):
+            continued = prompt.closed(cut) + rest
+            if (reason := problem(continued)) is not None:
+                raise ConfigError(f"{path}: budget: a cut answer closed and continued reads {continued[:120]!r}, "
+                                  f"which the {stage} stage cannot parse ({reason})")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
 
 
 def _benchmark_specs(path: Path, merged: dict, sources: dict[str, dict]) -> dict[str, dict]:

@@ -55,15 +55,15 @@ def main() -> None:
     prompt = config.prompts[config.distill.prompt]
     texts = questions(args.prompts)
     spark = get_session(config)
-    frame = spark.createDataFrame([(i, q, "") for i, q in enumerate(texts)], "id int, question string, caption string")
+    frame = spark.createDataFrame([(i, q, "") for i, q in enumerate(texts)], "id int, question string, context string")
 
     def through_spark() -> int:
-        out = with_generation(frame, settings, prompt, {"question": F.col("question"), "caption": F.col("caption")},
+        out = with_generation(frame, settings, prompt, {"question": F.col("question"), "context": F.col("context")},
                               config.teacher.max_input_chars, args.cores)
         return out.agg(F.sum("out.tokens_out")).first()[0]
 
     loop_settings = settings.model_copy(update={"threads": args.cores * settings.threads})
-    requests = [prompt.request({"question": q, "caption": ""}, config.teacher.max_input_chars) for q in texts]
+    requests = [prompt.request({"question": q, "context": ""}, config.teacher.max_input_chars) for q in texts]
 
     def direct_loop() -> int:
         return sum(r.tokens_out for r in backend_for(loop_settings).generate(requests))

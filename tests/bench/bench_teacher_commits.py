@@ -35,7 +35,7 @@ def pending_turns(spark, count: int) -> DataFrame:
         F.substring(F.sha2(F.col("id").cast("string"), 256), 1, 32).alias("sample_id"), F.lit(0).alias("turn_index"),
         F.concat(F.lit("bench_"), (F.col("id") % 4).cast("string")).alias("source"),
         F.lit("How many pens does the shop sell in a week?").alias("question"), F.lit("42").alias("answer"),
-        F.lit(False).alias("teacher_blind"), F.lit(False).alias("caption_used"))
+        F.lit(False).alias("teacher_blind"), F.lit(False).alias("caption_used"), F.lit(False).alias("context_used"))
 
 
 def instant_ratings(turns: DataFrame, run_id: str) -> DataFrame:
@@ -45,7 +45,7 @@ def instant_ratings(turns: DataFrame, run_id: str) -> DataFrame:
         *[F.lit(4).alias(a) for a in AXES], F.lit("stand-in").alias("model"), F.lit("rating@v1").alias("prompt_version"),
         F.lit("{}").alias("sampling"), F.lit('{"formatting": 4}').alias("raw_output"), F.lit(120).alias("tokens_in"),
         F.lit(30).alias("tokens_out"), F.lit("stop").alias("finish_reason"), F.lit(1).alias("calls"),
-        "teacher_blind", "caption_used", F.current_timestamp().alias("generated_at"), F.lit(run_id).alias("run_id"))
+        "teacher_blind", "caption_used", "context_used", F.current_timestamp().alias("generated_at"), F.lit(run_id).alias("run_id"))
 
 
 def main() -> None:
