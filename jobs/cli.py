@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pyspark.errors import PySparkException
 
-from jobs import demo, export, registry
+from jobs import demo, export, registry, sources
 from jobs.runtime import duckdb_engine
 from jobs.runtime.session import LakeInUse, get_session
 from jobs.runtime.stage import add_config_flags, config_from_args
@@ -30,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run one stage (flags after the stage go to it)")
     run.add_argument("stage", choices=[s.name for s in registry.STAGES])
-    run.add_argument("stage_args", nargs=argparse.REMAINDER, help="--env, --set KEY=VALUE, --conf DIR")
+    run.add_argument("stage_args", nargs=argparse.REMAINDER, help="--env, --set KEY=VALUE, --conf DIR, --user-conf DIR")
     sql = commands.add_parser("sql", help='run a read-only SQL query over the lake, e.g. finelake sql "SELECT * FROM '
                                           'silver.samples"; print it or export it')
     sql.add_argument("query")
@@ -64,6 +64,9 @@ def parser() -> argparse.ArgumentParser:
     export.add_flags(export_command)
     demo_command = commands.add_parser("demo", help="build the demo sources and run every stage on them")
     demo.add_flags(demo_command)
+    sources_command = commands.add_parser("sources", help="add: look at a dataset, propose its source YAML, dry-run it "
+                                                          "and write it to your conf folder")
+    sources.add_flags(sources_command)
     return top
 
 
@@ -73,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return registry.BY_NAME[args.stage].main(args.stage_args)
     if args.command == "export":
         return export.run(args)
+    if args.command == "sources":
+        return sources.run(args)
     if args.command == "demo":
         try:
             return demo.run(args)

@@ -97,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     stage_flags = ["--env", args.env, *sum((["--set", o] for o in args.overrides), [])]
     if args.conf:
         stage_flags += ["--conf", args.conf]
+    if args.user_conf:
+        stage_flags += ["--user-conf", args.user_conf]
     teacher_flags = [] if any(o.startswith("teacher.sources=") for o in args.overrides) else ["--set", DEMO_TEACHER_SOURCES]
     for stage in registry.STAGES:
         print(f"\n== finelake run {stage.name}")

@@ -39,6 +39,11 @@ class Reason(StrEnum):
     EMPTY_TEXT = "empty_text", "no turns, or a turn whose user or assistant text is empty"
     TEXT_TOO_LONG = "text_too_long", "more characters than normalize.text.max_chars"
     REPEATED_TEXT = "repeated_text", "a word sequence or line repeated over most of a text"
+    # normalize: GUI agent actions (udfs/actions.py)
+    UNKNOWN_ACTION = "unknown_action", "an agent action with no counterpart in the action space (schemas/actions.py)"
+    COORDINATES_OUT_OF_RANGE = "coordinates_out_of_range", "an action's point falls outside the screenshot"
+    MISSING_SCREEN_SIZE = "missing_screen_size", "an action given in pixels whose screenshot size is unknown"
+    MALFORMED_ACTION = "malformed_action", "an action not of its format's shape (missing, mistyped or non-literal arguments)"
     # embed
     EMBEDDING_FAILED = "embedding_failed", "the model could not embed this image (detail says why); `file` holds the image_id"
 

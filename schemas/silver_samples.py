@@ -12,15 +12,16 @@ from pyspark.sql.types import (
 
 from pyspark.sql import functions as F
 
-from schemas import suites
+from schemas import actions, suites
 from schemas.contract import TableContract, outcome_row
 
-SCHEMA_VERSION = 2  # 2: image_text
+SCHEMA_VERSION = 3  # 2: image_text; 3: actions
 
 # Delta enforces NOT NULL only on top-level columns; nested fields are checked by the suite.
 TURN = StructType([StructField("user", StringType(), True), StructField("assistant", StringType(), True)])
 
 KEYS = ("sample_id",)
+ACTION_ROW = StructType([StructField("turn_index", IntegerType(), True), *actions.ACTION.fields])
 
 SCHEMA = StructType(
     [
@@ -33,6 +34,8 @@ SCHEMA = StructType(
         # The images' content as text where the source carries it (a table's text, OCR): what a
         # text-only teacher reads instead of the image (the source's `image_text` template).
         StructField("image_text", StringType(), True),
+        # GUI agent sources: each turn's actions in the one action space (schemas/actions.py); else empty
+        StructField("actions", ArrayType(ACTION_ROW, True), True),
         StructField("license", StringType(), False),
         StructField("category", StringType(), False),
         StructField("language", StringType(), False),
@@ -47,7 +50,7 @@ SCHEMA = StructType(
 
 # What the text rules (udfs/text.py) emit per record: its chat columns, the <image> tokens its
 # turns hold, and the first rule it fails.
-CHAT = outcome_row(SCHEMA, ["sample_id", "turns", "image_text", "prompt_edits", "license", "category", "language"],
+CHAT = outcome_row(SCHEMA, ["sample_id", "turns", "image_text", "actions", "prompt_edits", "license", "category", "language"],
                    StructField("image_tokens", IntegerType(), True))
 
 
@@ -61,6 +64,10 @@ CHECKS = {
     & F.forall("turns", lambda t: (F.length(F.trim(t["user"])) > 0) & (F.length(F.trim(t["assistant"])) > 0)),
     "check_image_ids_are_hashes": lambda settings: F.forall("image_ids", lambda i: i.rlike(suites.HEX_64)),
     "check_text_within_max_chars": lambda settings: text_length() <= settings.text.max_chars,
+    "check_actions_in_the_action_space": lambda settings: F.forall(
+        F.coalesce("actions", F.array()), lambda a: a["function"].isin(*actions.Function) & a["canonical"].isNotNull()
+        & a["raw"].isNotNull() & (a["turn_index"] < F.size("turns"))
+        & F.forall(F.array(a["x"], a["y"], a["to_x"], a["to_y"]), lambda v: v.isNull() | v.between(0, 1))),
 }
 
 

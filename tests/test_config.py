@@ -133,3 +133,20 @@ def test_a_source_maps_the_text_that_stands_for_its_images():
     config = load_config("local")
     assert "{{ table }}" in config.sources["tabmwp"].image_text
     assert dict(config.sources["tabmwp"].templates())["image_text"] == config.sources["tabmwp"].image_text
+
+
+def test_a_user_folder_adds_sources_and_benchmarks_over_the_packaged_ones(tmp_path):
+    user = tmp_path / "user"
+    (user / "sources").mkdir(parents=True)
+    (user / "sources" / "my_gui.yaml").write_text(
+        "format: llava_json\npath: /data/gui\nrecords: json_array\ntext_only: true\nlicense: x\ncategory: gui_agent\n"
+        "actions: {converter: aitw, steps: steps, instruction: '{{ goal }}'}\n")
+    (user / "sources" / "tabmwp.yaml").write_text((CONF / "sources" / "tabmwp.yaml").read_text().replace("category: math", "category: tables"))
+    (user / "benchmarks.yaml").write_text("benchmarks:\n  my_bench:\n    source: tabmwp\n")
+    config = load_config("local", ["ingest.sources=[my_gui]"], user_dir=user)
+    assert config.sources["my_gui"].actions.converter == "aitw" and config.selected_sources()[0].name == "my_gui"
+    assert config.sources["tabmwp"].category == "tables" and "nlvr" in config.sources  # replaced one, kept the rest
+    assert "my_bench" in config.benchmarks and set(load_config("local").benchmarks) < set(config.benchmarks)
+    (user / "sources" / "broken.yaml").write_text("format: llava_json\npath: /x\n")
+    with pytest.raises(ConfigError, match=f"{user / 'sources' / 'broken.yaml'}: license"):
+        load_config("local", user_dir=user)

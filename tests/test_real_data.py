@@ -1,4 +1,5 @@
-"""Real sources ingested by config alone: NLVR (dev) and TabMWP (test1k) from ../shared/data."""
+"""Real sources ingested by config alone: NLVR (dev), TabMWP (test1k) and Mind2Web's GUI actions
+(SeeClick's test splits) from ../shared/data."""
 
 import json
 
@@ -8,13 +9,13 @@ from pyspark.sql import functions as F
 from jobs.registry import BY_NAME
 from tests.conftest import SHARED_DATA, needs_shared_data
 
-pytestmark = [needs_shared_data("nlvr", "tabmwp"), pytest.mark.realdata]
+pytestmark = [needs_shared_data("nlvr", "tabmwp", "mind2web"), pytest.mark.realdata]
 
 
 @pytest.fixture(scope="module")
 def real_lake(make_lake):
     lake = make_lake("real_")
-    flags = lake.flags("ingest.sources=[nlvr, tabmwp]")
+    flags = lake.flags("ingest.sources=[nlvr, tabmwp, mind2web]")
     assert BY_NAME["ingest"].main(flags) == 0
     assert BY_NAME["normalize"].main(flags) == 0
     return lake
@@ -27,10 +28,11 @@ def per_source(frame):
 def test_every_record_is_kept_with_its_images(real_lake):
     statements = sum(1 for line in (SHARED_DATA / "nlvr" / "dev.jsonl").read_text().splitlines() if line.strip())
     problems = len(json.loads((SHARED_DATA / "tabmwp" / "problems_test1k.json").read_text()))
-    samples = real_lake.table("silver", "samples")
-    assert per_source(real_lake.table("bronze", "records")) == {"nlvr": statements, "tabmwp": problems}
+    samples = real_lake.table("silver", "samples").where(F.col("source") != "mind2web")
+    records = real_lake.table("bronze", "records").where(F.col("source") != "mind2web")
+    assert per_source(records) == {"nlvr": statements, "tabmwp": problems}
     assert per_source(samples) == {"nlvr": statements, "tabmwp": problems}
-    assert real_lake.table("silver", "rejects").count() == 0
+    assert real_lake.table("silver", "rejects").where(F.col("source") != "mind2web").count() == 0
     refs = {r.source: r.n for r in samples.groupBy("source").agg(F.sum(F.size("image_ids")).alias("n")).collect()}
     assert refs == {"nlvr": 6 * statements, "tabmwp": problems}
 
@@ -69,3 +71,30 @@ def test_images_are_decoded_and_capped(real_lake):
     nlvr = real_lake.table("silver", "samples").where(F.col("source") == "nlvr").select(F.explode("image_ids").alias("i"))
     distinct = nlvr.distinct().count()
     assert 0.9 * nlvr.count() <= distinct <= nlvr.count()
+
+
+def test_mind2web_actions_become_samples_in_the_one_action_space_or_rejects(real_lake):
+    """By the source YAML alone, a sample per step: the task and the earlier actions, then the action
+    at the target's centre; every action is a sample or a reject with its reason (in = kept + rejected)."""
+    tasks = [task for path in sorted((SHARED_DATA / "mind2web").glob("mind2web_data_test_*.json"))
+             for task in json.loads(path.read_text())]
+    actions = sum(len(t["actions"]) for t in tasks)
+    samples = real_lake.table("silver", "samples").where(F.col("source") == "mind2web")
+    rejects = real_lake.table("silver", "rejects").where(F.col("source") == "mind2web")
+    assert real_lake.table("bronze", "records").where(F.col("source") == "mind2web").count() == actions
+    reasons = {r.reason: r["count"] for r in rejects.groupBy("reason").count().collect()}
+    kept = samples.count()
+    assert kept + sum(reasons.values()) == actions and kept / actions > 0.99
+    assert set(reasons) <= {"malformed_action", "coordinates_out_of_range"}
+    functions = {r.function: r["count"] for r in samples.select(F.explode("actions").alias("a"))
+                 .groupBy(F.col("a.function").alias("function")).count().collect()}
+    assert set(functions) == {"click", "type", "select", "move_mouse"}
+    task, step = next((t, i) for t in tasks for i, a in enumerate(t["actions"]) if i and a["operation"]["op"] == "TYPE")
+    (sample,) = samples.where(F.col("source_key") == f"{task['annotation_id']}#{step}").collect()
+    (turn,) = sample.turns
+    assert turn.user.startswith(task["confirmed_task"]) and turn.user.count("\n") >= step + 1  # the earlier steps
+    assert turn.assistant.endswith(f"type(text={task['actions'][step]['operation']['value']!r})")
+    click, typing = sample.actions
+    assert (click.function, typing.function) == ("click", "type") and 0 <= click.x <= 1 and 0 <= click.y <= 1
+    assert click.raw == typing.raw and '"op": "TYPE"' in click.raw and sample.image_ids == []
+    print(f"\nMind2Web ({len(tasks)} tasks): {kept} of {actions} actions converted; rejects {reasons}; functions {functions}")

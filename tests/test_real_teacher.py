@@ -12,7 +12,7 @@ from tests.bench.eval_judge_agreement import Agreement, agreement, judge_scores
 from tests.conftest import SHARED_DATA, needs_shared_data
 
 pytestmark = pytest.mark.realdata
-PROBLEMS = 4  # TabMWP test problems through the chain (numbers and multiple choice)
+PROBLEMS = 3  # TabMWP test problems through the chain (numbers and multiple choice)
 JUDGED = 4  # Vibe-Eval answers the local judge scores
 
 
@@ -29,8 +29,8 @@ def tabmwp_lake(make_lake, tmp_path_factory):
         (conf / "sources" / "tabmwp.yaml").read_text()
         .replace("${paths.shared_data}/tabmwp/problems_test1k.json", str(root / "tabmwp_slice.json"))
         .replace("images:\n", f"images:\n  root: {SHARED_DATA / 'tabmwp'}\n"))
-    flags = [*lake.flags("ingest.sources=[tabmwp_slice]", "teacher.models.short.max_new_tokens=48",
-                         "teacher.models.long.max_new_tokens=64", "teacher.models.judge.max_new_tokens=12"),
+    flags = [*lake.flags("ingest.sources=[tabmwp_slice]", "teacher.models.short.max_new_tokens=32",
+                         "teacher.models.long.max_new_tokens=40", "teacher.models.judge.max_new_tokens=12"),
              "--conf", str(conf)]
     for name in ("ingest", "normalize", "distill", "verify", "route"):
         assert BY_NAME[name].main(flags) == 0, name

@@ -38,7 +38,7 @@ CAPTIONER_SIDE = 128  # the served captioner's resolution: images are scaled to 
 TEACHING = registry.stages(registry.TEACHING)
 # Reasoning keeps 12 tokens for its answer (conf/prompts/reasoning.yaml); a rating's compact JSON takes 25-30.
 BUDGETS = ["teacher.commit_rows=8", "difficulty.samples=2",
-           "teacher.models.short.max_new_tokens=24", "teacher.models.long.max_new_tokens=32",
+           "teacher.models.short.max_new_tokens=20", "teacher.models.long.max_new_tokens=26",
            "teacher.models.judge.max_new_tokens=32", "teacher.models.small.max_new_tokens=16"]
 
 
@@ -90,7 +90,7 @@ def write_silver(lake) -> None:
                        [("photos", sample_id, 0)], now, "test"))
         turns = [("How many people are in this photo? Answer with a number.", "1"),
                  ("Describe the photo.", f"It shows {photo.caption}.")]
-        samples.append((sample_id, "photos", "default", photo.name, [image_id], turns, None, "test", "photo", "en", [],
+        samples.append((sample_id, "photos", "default", photo.name, [image_id], turns, None, [], "test", "photo", "en", [],
                         silver_samples.SCHEMA_VERSION, "photos.parquet", len(samples), now, "test"))
     for contract, rows in ((silver_images.CONTRACT, images), (silver_samples.CONTRACT, samples)):
         lake.lake.append(contract, lake.spark.createDataFrame(rows, contract.schema), f"test-{contract.name}")
@@ -158,7 +158,7 @@ def test_the_api_key_reaches_the_server_and_no_run_record(taught, captioner):
 
 def test_distill_stores_reasoning_with_provenance_for_every_turn(taught):
     rows = taught.table("gold", "reasoning").where("teacher = 'short'").collect()
-    short = taught.config.teacher_model("short").model_copy(update={"max_new_tokens": 24})
+    short = taught.config.teacher_model("short").model_copy(update={"max_new_tokens": 20})
     assert len(rows) == turns(taught) == TURNS
     for row in rows:
         assert row.model == "smollm2-135m-instruct-q4_1" and row.prompt_version == "reasoning@v3"
@@ -166,7 +166,7 @@ def test_distill_stores_reasoning_with_provenance_for_every_turn(taught):
         # the grammar and the two phases: every row is well formed, with a final answer, within the cap
         assert row.status == "ok" and row.reason is None and row.reasoning is not None, row.raw_output
         assert row.final_answer.startswith("Answer: ") and len(row.final_answer) > len("Answer: ")
-        assert 0 < row.tokens_out <= 24 and row.tokens_in > 0 and row.finish_reason in ("stop", "length")
+        assert 0 < row.tokens_out <= 20 and row.tokens_in > 0 and row.finish_reason in ("stop", "length")
         assert row.calls in (1, 2) and row.raw_output.startswith("<think>")
         # the local teacher is text-only: it was blind, and the captions stood in for the images
         assert row.teacher_blind and row.caption_used and row.context_used
@@ -202,7 +202,7 @@ def test_failed_turns_go_to_the_long_teacher_and_failures_stay_marked(taught):
             assert row.outcome == ("long_correct" if row.long_verdict == "correct" else "failed_both")
     long_rows = taught.table("gold", "reasoning").where("teacher = 'long'")
     assert long_rows.count() == sum(1 for v in short.values() if v != "correct")
-    assert {r.tokens_out <= 32 for r in long_rows.collect()} == {True}
+    assert {r.tokens_out <= 26 for r in long_rows.collect()} == {True}
 
 
 def test_ratings_parse_at_the_first_call_under_their_schema(taught):

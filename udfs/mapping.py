@@ -15,6 +15,8 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from schemas.silver_rejects import Reason
+from udfs.actions import CONVERTERS, ActionError, Screen
+
 IMAGE_TOKEN = re.compile(r"[ \t]*<image>[ \t]*\n?")
 _ENVIRONMENT = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
@@ -46,6 +48,7 @@ class MappedText:
 
     turns: list[tuple[str, str]] = field(default_factory=list)
     image_text: str | None = None  # the images' content as text (the source's `image_text` template)
+    actions: list[dict[str, Any]] = field(default_factory=list)  # GUI sources: silver.samples ACTION_ROW dicts
     image_tokens: int = 0
     reason: str | None = None
     detail: str | None = None
@@ -56,8 +59,11 @@ def record_turns(record: dict[str, Any], source: Any) -> MappedText:
 
     `<image>` tokens are counted, then removed: silver keeps images in a separate ordered list.
     """
+    actions: list[dict[str, Any]] = []
     try:
-        if source.turns:
+        if source.actions:
+            raw, actions = _action_turns(record, source.actions)
+        elif source.turns:
             raw = [
                 (render(t.user, record, f"turns[{i}].user"), render(t.assistant, record, f"turns[{i}].assistant"))
                 for i, t in enumerate(source.turns)
@@ -71,13 +77,75 @@ def record_turns(record: dict[str, Any], source: Any) -> MappedText:
         return MappedText(reason=Reason.TEMPLATE_ERROR, detail=str(err))
     except _MalformedRecord as err:
         return MappedText(reason=Reason.MALFORMED_RECORD, detail=str(err))
+    except ActionError as err:
+        return MappedText(reason=err.reason, detail=err.detail)
     tokens = sum(len(IMAGE_TOKEN.findall(user)) for user, _ in raw)
     turns = [(IMAGE_TOKEN.sub("", user).strip(), assistant.strip()) for user, assistant in raw]
-    return MappedText(turns=turns, image_text=image_text, image_tokens=tokens)
+    return MappedText(turns=turns, image_text=image_text, actions=actions, image_tokens=tokens)
 
 
 class _MalformedRecord(ValueError):
     pass
+
+
+NEXT_ACTION = "Next action."  # the user turn of an episode's later steps
+
+
+def _action_turns(record: dict[str, Any], spec: Any) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+    """A GUI record's turns and its converted actions (rows with their turn_index). Per step: the
+    instruction and the earlier actions, then this step's action(s); per episode: a turn per step."""
+    convert, screen = CONVERTERS[spec.converter], _screen(record, spec)
+    instruction = render(spec.instruction, record, "actions.instruction").strip()
+
+    def converted(raw: Any, number: int) -> list:
+        try:
+            return convert(raw, screen)
+        except ActionError as err:
+            raise ActionError(err.reason, f"step {number}: {err.detail}") from None
+
+    if spec.per == "step":
+        actions, history = converted(record["_action"], record["_step"]), record["_history"]
+        user = instruction + ("\nPrevious actions:\n" + "\n".join(history) if history else "")
+        return [(user, "\n".join(a.canonical() for a in actions))], [{**a.row(), "turn_index": 0} for a in actions]
+    steps = _field(record, spec.steps)
+    if not isinstance(steps, list) or not steps:
+        raise _MalformedRecord(f"field `{spec.steps}` is {type(steps).__name__}, expected a non-empty list of steps")
+    turns, rows = [], []
+    for number, step in enumerate(steps):
+        actions = converted(step.get(spec.action) if spec.action and isinstance(step, dict) else step, number)
+        turns.append((instruction if number == 0 else NEXT_ACTION, "\n".join(a.canonical() for a in actions)))
+        rows += [{**a.row(), "turn_index": number} for a in actions]
+    return turns, rows
+
+
+def readable_steps(record: dict[str, Any], spec: Any, raw_actions: list[Any]) -> list[str]:
+    """Each step as the steps after it see it: its canonical action(s), or a note that it could not
+    be read (its own sample is a reject that says why)."""
+    try:
+        screen = _screen(record, spec)
+    except (ActionError, TemplateError):
+        screen = None
+    readable = []
+    for number, raw in enumerate(raw_actions):
+        try:
+            readable.append("\n".join(a.canonical() for a in CONVERTERS[spec.converter](raw, screen)))
+        except ActionError:
+            readable.append(f"(step {number} could not be read)")
+    return readable
+
+
+def _screen(record: dict[str, Any], spec: Any) -> Screen:
+    """The screenshot's (width, height) from the source's templates; None when it does not say."""
+    if not spec.screen_width or not spec.screen_height:
+        return None
+    sides = []
+    for name in ("screen_width", "screen_height"):
+        text = render(getattr(spec, name), record, f"actions.{name}").strip()
+        try:
+            sides.append(float(text))
+        except ValueError:
+            raise ActionError(Reason.MISSING_SCREEN_SIZE, f"actions.{name} renders {text!r}, not a number of pixels") from None
+    return sides[0], sides[1]
 
 
 def _field(record: dict[str, Any], name: str) -> Any:

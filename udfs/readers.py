@@ -9,6 +9,7 @@ code instead of an exception, so the job goes on and the rejects table says what
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import posixpath
 import tarfile
@@ -25,7 +26,7 @@ from schemas import bronze_records
 from schemas.contract import arrow_schema
 from schemas.silver_rejects import Reason
 from udfs.arrow import rows_of, to_batches
-from udfs.mapping import TemplateError, render
+from udfs.mapping import TemplateError, readable_steps, render
 
 IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "ppm", "pgm"}
 PARQUET_BATCH_ROWS = 256
@@ -102,12 +103,17 @@ def read_file(uri: str, relpath: str, source: Any) -> Iterator[RawRecord]:
     folder = posixpath.dirname(local_path(uri) or uri)
     image_root = (source.images.root if source.images and source.images.root else None) or folder
     row = -1
+    steps = itertools.count()  # per-step GUI records: row_index counts steps through the file (a unique row each)
     try:
         for row, fields in readers[source.format](uri, source):
             if isinstance(fields, RawRecord):
                 yield fields
-                continue
-            yield _keyed(row, fields, relpath, source, image_root)
+            elif source.actions is not None and source.actions.per == "step":
+                for record in _steps(row, fields, relpath, source, image_root):
+                    record.row_index = next(steps)
+                    yield record
+            else:
+                yield _keyed(row, fields, relpath, source, image_root)
     except Exception as err:  # noqa: BLE001 - a broken file must become a reject row, whatever broke
         yield RawRecord(
             row_index=row + 1,
@@ -125,12 +131,31 @@ def template_context(fields: dict[str, Any], relpath: str, row: int, source: Any
     return context
 
 
+def _steps(row: int, fields: dict[str, Any], relpath: str, source: Any, image_root: str) -> Iterator[RawRecord]:
+    """A GUI episode -> a record per step: the episode's other fields, `_step` (its index), `_action`
+    (its raw action) and `_history` (the steps before it, as canonical actions); keys end in `#<step>`."""
+    spec = source.actions
+    steps = fields.get(spec.steps)
+    if not isinstance(steps, list) or not steps:
+        yield RawRecord(row_index=row, reason=Reason.MALFORMED_RECORD,
+                        detail=f"record {row}: `{spec.steps}` is {type(steps).__name__}, expected a non-empty list of steps")
+        return
+    episode = {k: v for k, v in fields.items() if k != spec.steps}
+    actions = [step.get(spec.action) if spec.action and isinstance(step, dict) else step for step in steps]
+    readable = readable_steps(template_context(episode, relpath, row, source), spec, actions)
+    for number, action in enumerate(actions):
+        yield _keyed(row, {**episode, "_step": number, "_action": action, "_history": readable[:number]}, relpath, source,
+                     image_root)
+
+
 def _keyed(row: int, fields: dict[str, Any], relpath: str, source: Any, image_root: str) -> RawRecord:
     context = template_context(fields, relpath, row, source)
     record = RawRecord(row_index=row)
     try:
         record.subset = render(source.subset, context, "subset")
         record.source_key = render(source.key, context, "key") if source.key else context["_key"]
+        if "_step" in fields:
+            record.source_key += f"#{fields['_step']}"
         record.images = _images(fields, context, source, image_root)
     except TemplateError as err:
         record.reason, record.detail = Reason.TEMPLATE_ERROR, str(err)

@@ -109,6 +109,7 @@ def chat_turns(record: dict[str, Any], relpath: str, row: int, source: Any, poli
     return {
         "turns": [{"user": u, "assistant": a} for u, a in turns],
         "image_text": mapped.image_text,
+        "actions": mapped.actions,
         "image_tokens": mapped.image_tokens,
         "prompt_edits": edits,
         "license": source.license,

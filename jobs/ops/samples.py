@@ -151,6 +151,7 @@ def sample_rows(outcomes: DataFrame, run_id: str) -> DataFrame:
     return outcomes.where(F.col("reason").isNull()).select(
         "sample_id", "source", "subset", "source_key", "image_ids",
         F.col("turns").cast(silver_samples.SCHEMA["turns"].dataType).alias("turns"), "image_text",
+        F.col("actions").cast(silver_samples.SCHEMA["actions"].dataType).alias("actions"),
         "license", "category", "language", "prompt_edits",
         F.lit(silver_samples.SCHEMA_VERSION).alias("schema_version"),
         "file", "row_index",

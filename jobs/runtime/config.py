@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from schemas.turn_ratings import AXES
 from schemas.verdicts import JUDGE_AXES
+from udfs.actions import CONVERTERS
 from udfs.generation import GenerationSettings
 from udfs.mapping import TemplateError, compile_template
 from udfs.prompts import PromptSpec, parse_scores, reasoning_problem
@@ -77,6 +78,29 @@ class ConversationSpec(StrictModel):
     assistant_roles: list[str] = ["gpt", "assistant"]
 
 
+class ActionsSpec(StrictModel):
+    """GUI agent trajectories: a record is an episode; each step's action is rewritten into the one
+    action space (schemas/actions.py) by a converter of udfs/actions.py."""
+
+    converter: str = Field(description=f"the action format: {', '.join(CONVERTERS)}")
+    steps: str = Field(description="the record's field holding the episode's steps (a list)")
+    action: str | None = Field(default=None, description="a step's field holding its action (default: the step itself)")
+    instruction: str = Field(description="template over the record's fields: the task, in every user turn")
+    per: Literal["step", "episode"] = Field(default="step", description=(
+        "step: a sample per step (the instruction and the earlier actions, then the action); "
+        "episode: a sample per episode, a turn per step"))
+    screen_width: str | None = Field(default=None, description=(
+        "template (the record's fields; a step's as `_action`): the screenshot's width in pixels, for pixel coordinates"))
+    screen_height: str | None = Field(default=None, description="the same for the height")
+
+    @field_validator("converter")
+    @classmethod
+    def _known_converter(cls, name: str) -> str:
+        if name not in CONVERTERS:
+            raise ValueError(f"unknown converter `{name}` (known: {', '.join(CONVERTERS)})")
+        return name
+
+
 class PairsSpec(StrictModel):
     """A list of {user, assistant} structs (The Cauldron / FineVision `texts`)."""
 
@@ -104,6 +128,7 @@ class SourceConfig(StrictModel):
     conversation: ConversationSpec | None = None
     pairs: PairsSpec | None = None
     turns: list[TurnTemplate] | None = None
+    actions: ActionsSpec | None = None
     image_text: str | None = Field(default=None, description=(
         "Jinja2 template: the images' content as text where the record carries it (a table's text, OCR); "
         "text-only teachers read it instead of the image"))
@@ -121,7 +146,7 @@ class SourceConfig(StrictModel):
             return data
         data = dict(data)
         fmt = data.get("format")
-        given_text = [k for k in ("conversation", "pairs", "turns") if data.get(k) is not None]
+        given_text = [k for k in ("conversation", "pairs", "turns", "actions") if data.get(k) is not None]
         if fmt in ("hf_parquet", "cauldron_parquet"):
             data.setdefault("file_pattern", "*.parquet")
         if fmt == "cauldron_parquet":
@@ -140,9 +165,9 @@ class SourceConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> SourceConfig:
-        mappings = [m for m in (self.conversation, self.pairs, self.turns) if m]
+        mappings = [m for m in (self.conversation, self.pairs, self.turns, self.actions) if m]
         if len(mappings) != 1:
-            raise ValueError("give exactly one of `conversation`, `pairs` or `turns` (how records become turns)")
+            raise ValueError("give exactly one of `conversation`, `pairs`, `turns` or `actions` (how records become turns)")
         if self.format == "webdataset" and self.images is not None:
             raise ValueError("webdataset images are the image members of each sample; remove `images`")
         if self.format == "hf_parquet" and self.images is None and not self.text_only:
@@ -164,6 +189,9 @@ class SourceConfig(StrictModel):
             found += [(f"turns[{i}].user", turn.user), (f"turns[{i}].assistant", turn.assistant)]
         if self.image_text:
             found.append(("image_text", self.image_text))
+        if self.actions:
+            found += [(f"actions.{name}", text) for name in ("instruction", "screen_width", "screen_height")
+                      if (text := getattr(self.actions, name))]
         return found
 
 
@@ -484,13 +512,22 @@ def default_conf_dir() -> Path:
     return Path(env_dir) if env_dir else Path(str(resources.files("conf")))
 
 
+def default_user_conf_dir() -> Path:
+    """Where a user's own sources and benchmarks live: $FINELAKE_USER_CONF, else ~/.config/finelake."""
+    return Path(os.environ.get("FINELAKE_USER_CONF") or "~/.config/finelake").expanduser()
+
+
 def load_config(env: str = "local", overrides: list[str] = (), conf_dir: Path | None = None,
-                check_sources: bool = True) -> Config:
+                check_sources: bool = True, user_dir: Path | None = None) -> Config:
     """base.yaml <- <env>.yaml <- --set overrides, then sources; validated, with origins in errors.
-    `check_sources`: every ingest.sources pattern must match a file in conf/sources."""
+    Sources and benchmarks come from the config folder, then from the user folder (`user_dir`,
+    default default_user_conf_dir(); its `sources/*.yaml` and `benchmarks.yaml` add to the packaged
+    ones, and a same-named file replaces one). `check_sources`: every ingest.sources pattern must
+    match a source."""
     if env not in ENVIRONMENTS:
         raise ConfigError(f"--env: unknown environment `{env}` (choose from {', '.join(ENVIRONMENTS)})")
     conf_dir = Path(conf_dir) if conf_dir else default_conf_dir()
+    user_dir = Path(user_dir).expanduser() if user_dir else default_user_conf_dir()
     merged: dict[str, Any] = {}
     origins: dict[tuple, str] = {}
     for layer in ("base.yaml", f"{env}.yaml"):
@@ -507,7 +544,7 @@ def load_config(env: str = "local", overrides: list[str] = (), conf_dir: Path | 
     _resolve_references(merged, merged, origins)
 
     source_dicts, source_files = {}, {}
-    for path in sorted((conf_dir / "sources").glob("*.yaml")):
+    for path in [*sorted((conf_dir / "sources").glob("*.yaml")), *sorted((user_dir / "sources").glob("*.yaml"))]:
         raw = _read_yaml(path)
         _resolve_references(raw, merged, {(): str(path)})
         raw.setdefault("name", path.stem)
@@ -521,7 +558,8 @@ def load_config(env: str = "local", overrides: list[str] = (), conf_dir: Path | 
         except ValidationError as err:
             raise ConfigError(_describe(err, {(): source_files[name]})) from None
     merged["sources"] = source_dicts
-    merged["benchmarks"] = _benchmark_specs(conf_dir / "benchmarks.yaml", merged, source_dicts)
+    merged["benchmarks"] = {**_benchmark_specs(conf_dir / "benchmarks.yaml", merged, source_dicts),
+                            **_benchmark_specs(user_dir / "benchmarks.yaml", merged, source_dicts)}
     merged["prompts"] = _prompt_specs(conf_dir / "prompts")
     try:
         config = Config.model_validate(merged)

@@ -143,6 +143,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         help="override a config key, e.g. --set normalize.image.max_side=1024 (repeatable; VALUE is YAML)",
     )
     parser.add_argument("--conf", default=None, help="config folder (default: $FINELAKE_CONF or the packaged conf/)")
+    parser.add_argument("--user-conf", default=None, metavar="DIR", help=(
+        "your own sources/*.yaml and benchmarks.yaml, layered over the config folder's "
+        "(default: $FINELAKE_USER_CONF or ~/.config/finelake)"))
 
 
 def configure_logging() -> None:
@@ -158,7 +161,7 @@ def config_from_args(args: argparse.Namespace, command: str, stage: bool = True)
     A command that only reads the lake (`stage` False) does not need ingest's sources to exist."""
     configure_logging()
     try:
-        return load_config(args.env, args.overrides, args.conf, check_sources=stage)
+        return load_config(args.env, args.overrides, args.conf, check_sources=stage, user_dir=args.user_conf)
     except ConfigError as err:
         print(f"finelake {command}: {err}", file=sys.stderr)
         return None

@@ -43,7 +43,7 @@ def samples(spark, start: int, count: int, run_id: str) -> DataFrame:
         F.array(F.sha2(F.concat(F.lit("image"), F.col("id").cast("string")), 256)).alias("image_ids"),
         F.array(F.struct(F.concat(F.lit("What is in picture "), F.col("id").cast("string"), F.lit("?")).alias("user"),
                          F.lit("A photo of a bench in a park, seen from the side.").alias("assistant"))).alias("turns"),
-        F.lit(None).cast("string").alias("image_text"),
+        F.lit(None).cast("string").alias("image_text"), F.array().cast(silver_samples.SCHEMA["actions"].dataType).alias("actions"),
         F.lit("CC0-1.0").alias("license"), F.lit("general").alias("category"), F.lit("en").alias("language"),
         F.array().cast("array<string>").alias("prompt_edits"), F.lit(silver_samples.SCHEMA_VERSION).alias("schema_version"),
         F.lit("part-0.parquet").alias("file"), F.col("id").alias("row_index"),
