@@ -294,3 +294,16 @@ def test_a_gui_source_is_checked_at_load():
         SourceConfig.model_validate({**base, "actions": {"converter": "selenium", "steps": "s", "instruction": "i"}})
     with pytest.raises(ValueError, match="template `actions.instruction`"):
         SourceConfig.model_validate({**base, "actions": {"converter": "aitw", "steps": "s", "instruction": "{{ goal "}})
+
+
+def test_each_step_sample_gets_its_own_screenshot(tmp_path):
+    episodes = [{"episode_id": "e1", "goal": "Open the menu", "steps": [
+        {"screenshot": "shots/e1_0.png", "action": {"action_type": "click", "x": 10, "y": 20}},
+        {"screenshot": "shots/e1_1.png", "action": {"action_type": "navigate_back"}}]}]
+    spec = {"text_only": False, "images": {"template": "{{ _step_fields.screenshot }}"},
+            "actions": {"converter": "android_control", "steps": "steps", "action": "action", "instruction": "{{ goal }}",
+                        "screen_width": "100", "screen_height": "200"}}
+    read = records(tmp_path, spec, episodes)
+    assert [[image.path for image in r.images] for r, _ in read] == [[str(tmp_path / "shots" / "e1_0.png")],
+                                                                    [str(tmp_path / "shots" / "e1_1.png")]]
+    assert [chat["turns"][0]["assistant"] for _, chat in read] == ["click(x=0.1000, y=0.1000)", "navigate_back()"]

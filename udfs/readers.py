@@ -133,7 +133,8 @@ def template_context(fields: dict[str, Any], relpath: str, row: int, source: Any
 
 def _steps(row: int, fields: dict[str, Any], relpath: str, source: Any, image_root: str) -> Iterator[RawRecord]:
     """A GUI episode -> a record per step: the episode's other fields, `_step` (its index), `_action`
-    (its raw action) and `_history` (the steps before it, as canonical actions); keys end in `#<step>`."""
+    (its raw action), `_step_fields` (the whole step, when the action is one of its fields: its
+    screenshot, its size) and `_history` (the steps before it, as canonical actions); keys end in `#<step>`."""
     spec = source.actions
     steps = fields.get(spec.steps)
     if not isinstance(steps, list) or not steps:
@@ -143,9 +144,10 @@ def _steps(row: int, fields: dict[str, Any], relpath: str, source: Any, image_ro
     episode = {k: v for k, v in fields.items() if k != spec.steps}
     actions = [step.get(spec.action) if spec.action and isinstance(step, dict) else step for step in steps]
     readable = readable_steps(template_context(episode, relpath, row, source), spec, actions)
-    for number, action in enumerate(actions):
-        yield _keyed(row, {**episode, "_step": number, "_action": action, "_history": readable[:number]}, relpath, source,
-                     image_root)
+    for number, (step, action) in enumerate(zip(steps, actions)):
+        fields_of_step = {"_step_fields": step} if spec.action else {}
+        yield _keyed(row, {**episode, "_step": number, "_action": action, **fields_of_step, "_history": readable[:number]},
+                     relpath, source, image_root)
 
 
 def _keyed(row: int, fields: dict[str, Any], relpath: str, source: Any, image_root: str) -> RawRecord:
