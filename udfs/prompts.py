@@ -18,6 +18,7 @@ import functools
 import json
 import random
 import re
+from collections.abc import Callable
 from typing import Any
 
 import jinja2
@@ -190,6 +191,11 @@ def split_reasoning(text: str) -> tuple[str | None, str, str | None]:
 def reasoning_problem(text: str) -> str | None:
     """The reason a reasoning text does not parse, None when it does."""
     return split_reasoning(text)[2]
+
+
+def scores_problem(axes: tuple[str, ...]) -> Callable[[str], str | None]:
+    """The reason a score text does not parse for `axes` (None when it does): the repair check."""
+    return lambda text: parse_scores(text, axes)[1]
 
 
 def parse_scores(text: str, axes: tuple[str, ...], low: int = 1, high: int = 5) -> tuple[dict[str, int] | None, str | None]:

@@ -18,7 +18,7 @@ from schemas import contamination, duplicate_groups, silver_images, silver_sampl
 from schemas import captions as captions_table
 from schemas.generated import TURN_KEYS
 from udfs.generation import RESULT_TYPE, GenerationSettings, generate_batches
-from udfs.prompts import PromptSpec, parse_scores, scores_frame
+from udfs.prompts import PromptSpec, scores_frame, scores_problem
 
 _GENERATIONS = itertools.count()  # names each generation's checkpoint
 
@@ -144,10 +144,7 @@ def score_parsing(axes: tuple[str, ...]) -> tuple[Callable[[str], str | None], C
     """(unparseable, parse): the repair check `generate` takes, and the pandas UDF that turns output
     texts into a struct of the axes' scores and a reason (rate's four axes, the judge's score)."""
 
-    def unparseable(text: str) -> str | None:
-        return parse_scores(text, axes)[1]
-
     def frame(texts: pd.Series) -> pd.DataFrame:
         return scores_frame(texts, axes)
 
-    return unparseable, F.pandas_udf(frame, ", ".join(f"{a} int" for a in axes) + ", reason string")
+    return scores_problem(axes), F.pandas_udf(frame, ", ".join(f"{a} int" for a in axes) + ", reason string")

@@ -24,7 +24,7 @@ from schemas.verdicts import JUDGE_AXES
 from udfs.actions import CONVERTERS
 from udfs.generation import GenerationSettings
 from udfs.mapping import TemplateError, compile_template
-from udfs.prompts import PromptSpec, parse_scores, reasoning_problem
+from udfs.prompts import PromptSpec, reasoning_problem, scores_problem
 
 ENVIRONMENTS = ("local", "databricks", "dataproc")
 SOURCE_FORMATS = ("hf_parquet", "llava_json", "webdataset", "cauldron_parquet")
@@ -592,12 +592,9 @@ def _check_answer_forms(config: Config, folder: Path) -> None:
         except ValueError as err:
             raise ConfigError(f"{folder / f'{name}.yaml'}: {err}") from None
 
-    def scores(axes: tuple[str, ...]):
-        return lambda text: parse_scores(text, axes)[1]
-
     readers = {
-        "rate": (config.rate.prompt, config.rate.model, scores(AXES)),
-        "verify": (config.verify.prompt, config.verify.judge, scores(JUDGE_AXES)),
+        "rate": (config.rate.prompt, config.rate.model, scores_problem(AXES)),
+        "verify": (config.verify.prompt, config.verify.judge, scores_problem(JUDGE_AXES)),
         **{stage: (getattr(config, stage).prompt, getattr(config, stage).model, reasoning_problem)
            for stage in ("distill", "route", "difficulty")},
     }

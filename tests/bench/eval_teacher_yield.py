@@ -33,7 +33,7 @@ from tests.bench.eval_judge_agreement import JUDGED, agreement
 from udfs.answers import CORRECT, NEEDS_JUDGE, check_frame
 from udfs.generation import backend_for, generate_frame
 from udfs.mapping import record_turns
-from udfs.prompts import parse_scores, reasoning_problem, split_reasoning
+from udfs.prompts import parse_scores, reasoning_problem, scores_problem, split_reasoning
 from udfs.readers import template_context
 
 TABMWP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tabmwp" / "problems_test1k.json"
@@ -86,10 +86,6 @@ class Teacher:
         verify = self.config.verify
         out, seconds = self.answer(verify.judge, verify.prompt, rows, scores_problem(JUDGE_AXES), verify.retries)
         return [(parse_scores(t or "", JUDGE_AXES)[0] or {}).get("score") for t in out["text"]], seconds
-
-
-def scores_problem(axes):
-    return lambda text: parse_scores(text, axes)[1]
 
 
 def reasoning_yield(teacher: Teacher, turns: list[dict], with_table: bool) -> dict:
